@@ -31,3 +31,50 @@ def shared_data() -> Path:
     if not SHARED_DATA.is_dir():
         pytest.skip(f"real data not found at {SHARED_DATA} (only CI and developer machines have it)")
     return SHARED_DATA
+
+
+class OutsideConnection(RuntimeError):
+    """Raised when code under test tries to reach an address outside this machine."""
+
+
+def _is_loopback(address) -> bool:
+    import ipaddress
+
+    if not isinstance(address, tuple):
+        return True  # AF_UNIX paths
+    host = str(address[0])
+    if host in ("localhost", ""):
+        return True
+    try:
+        return ipaddress.ip_address(host.split("%")[0]).is_loopback
+    except ValueError:
+        return False  # a host name that is not localhost
+
+
+@pytest.fixture
+def no_network(monkeypatch):
+    """Fail any socket connection outside loopback; yields the list of attempts made."""
+    import socket
+
+    attempts: list = []
+    real_connect, real_connect_ex = socket.socket.connect, socket.socket.connect_ex
+
+    def guarded(real):
+        def connect(self, address):
+            if not _is_loopback(address):
+                attempts.append(address)
+                raise OutsideConnection(f"blocked connection to {address!r}")
+            return real(self, address)
+        return connect
+
+    def guarded_getaddrinfo(host, *args, **kwargs):
+        if host not in (None, "localhost", "127.0.0.1", "::1") and not _is_loopback((host, 0)):
+            attempts.append((host, "dns"))
+            raise OutsideConnection(f"blocked name lookup of {host!r}")
+        return real_getaddrinfo(host, *args, **kwargs)
+
+    real_getaddrinfo = socket.getaddrinfo
+    monkeypatch.setattr(socket.socket, "connect", guarded(real_connect))
+    monkeypatch.setattr(socket.socket, "connect_ex", guarded(real_connect_ex))
+    monkeypatch.setattr(socket, "getaddrinfo", guarded_getaddrinfo)
+    yield attempts

@@ -1,0 +1,94 @@
+"""Per-capture output files: cells.csv, GeoJSON for QuPath, and the overlay image."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+from pathlib import Path
+
+import numpy as np
+
+from smearscope.datasets.io import write_bytes_atomic, write_text_atomic
+from smearscope.tools.results import CaptureResult
+
+OVERLAY_MAX_SIDE = 4096
+CSV_FIXED_COLUMNS = (
+    "cell_id", "x1", "y1", "x2", "y2", "detection_score", "cell_type", "group",
+    "type_probability", "consistency", "review", "review_reasons", "rationale",
+)
+
+
+def write_cells_csv(result: CaptureResult, path: str | Path) -> Path:
+    """One row per cell: box, type, probabilities, every attribute with its probability."""
+    attribute_names = sorted({name for cell in result.cells for name in cell.attributes})
+    buffer = io.StringIO()
+    writer = csv.writer(buffer)
+    writer.writerow(list(CSV_FIXED_COLUMNS) + attribute_names + [f"{n}_probability" for n in attribute_names])
+    for i, cell in enumerate(result.cells):
+        x1, y1, x2, y2 = cell.box_xyxy
+        writer.writerow(
+            [i, f"{x1:.1f}", f"{y1:.1f}", f"{x2:.1f}", f"{y2:.1f}", f"{cell.detection_score:.4f}",
+             cell.cell_type, cell.group, f"{cell.type_probability:.4f}", f"{cell.consistency:.3f}",
+             int(cell.review), "; ".join(cell.review_reasons), cell.rationale]
+            + [cell.attributes.get(n, "unknown") for n in attribute_names]
+            + [f"{cell.attribute_probabilities.get(n, 0.0):.4f}" for n in attribute_names]
+        )
+    return write_text_atomic(path, buffer.getvalue())
+
+
+def geojson_dict(result: CaptureResult) -> dict:
+    """A GeoJSON FeatureCollection in capture pixels, as QuPath imports it."""
+    features = []
+    for i, cell in enumerate(result.cells):
+        x1, y1, x2, y2 = (round(v, 2) for v in cell.box_xyxy)
+        r, g, b = cell.colour
+        features.append({
+            "type": "Feature",
+            "id": f"cell-{i}",
+            "geometry": {"type": "Polygon", "coordinates": [[[x1, y1], [x2, y1], [x2, y2], [x1, y2], [x1, y1]]]},
+            "properties": {
+                "objectType": "detection",
+                "classification": {"name": cell.cell_type, "color": [r, g, b]},
+                "measurements": {"detection_score": cell.detection_score,
+                                 "type_probability": cell.type_probability,
+                                 "consistency": cell.consistency},
+                "attributes": cell.attributes,
+                "review": cell.review,
+                "rationale": cell.rationale,
+            },
+        })
+    return {"type": "FeatureCollection", "features": features}
+
+
+def write_geojson(result: CaptureResult, path: str | Path) -> Path:
+    """Write the cells as GeoJSON, atomically."""
+    return write_text_atomic(path, json.dumps(geojson_dict(result)))
+
+
+def draw_overlay(image: np.ndarray, result: CaptureResult, max_side: int = OVERLAY_MAX_SIDE) -> np.ndarray:
+    """The capture (downscaled to ``max_side``) with boxes coloured by type group."""
+    import cv2
+
+    scale = min(1.0, max_side / max(image.shape[:2]))
+    canvas = image if scale == 1.0 else cv2.resize(image, None, fx=scale, fy=scale, interpolation=cv2.INTER_AREA)
+    canvas = np.ascontiguousarray(canvas.copy())
+    thickness = max(1, int(round(2 * max(canvas.shape[:2]) / 1000)))
+    for cell in result.cells:
+        x1, y1, x2, y2 = (int(round(v * scale)) for v in cell.box_xyxy)
+        colour = cell.colour
+        cv2.rectangle(canvas, (x1, y1), (x2, y2), colour, thickness + (1 if cell.review else 0))
+        label = cell.cell_type + ("?" if cell.review else "")
+        cv2.putText(canvas, label, (x1, max(10, y1 - 3)), cv2.FONT_HERSHEY_SIMPLEX,
+                    0.4 * thickness, colour, max(1, thickness - 1), cv2.LINE_AA)
+    return canvas
+
+
+def write_png(image: np.ndarray, path: str | Path) -> Path:
+    """Encode an RGB image as PNG and write it atomically."""
+    import cv2
+
+    ok, data = cv2.imencode(".png", cv2.cvtColor(image, cv2.COLOR_RGB2BGR))
+    if not ok:
+        raise ValueError(f"{path}: could not encode PNG")
+    return write_bytes_atomic(path, data.tobytes())
