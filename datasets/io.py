@@ -142,3 +142,24 @@ def list_images(folder: str | Path) -> list[Path]:
     """Image files directly inside ``folder``, sorted by name."""
     folder = Path(folder)
     return sorted(p for p in folder.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
+
+
+def check_image_file(path: str | Path) -> tuple[int, int]:
+    """(width, height) from an image's header, after checking the file is present, not empty
+    and not cut short (JPEG end marker, PNG IEND chunk); one-line ``ValueError`` otherwise.
+
+    Reads the header and the last bytes only, so it is cheap enough for a whole data set.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise ValueError(f"{path}: image file not found")
+    size = path.stat().st_size
+    if size == 0:
+        raise ValueError(f"{path}: empty file")
+    with path.open("rb") as handle:
+        head = handle.read(8)
+        handle.seek(max(size - 64, 0))
+        tail = handle.read()
+    if _is_truncated(path, np.frombuffer(head + tail, dtype=np.uint8)):
+        raise ValueError(f"{path}: truncated image file")
+    return image_size(path)

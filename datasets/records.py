@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -47,6 +48,8 @@ class ImageRecord:
     ``cell_types`` hold unified types (configs/taxonomy.yaml), ``source_labels`` the label
     as the source wrote it, ``attributes`` maps a qualified attribute name to one value per
     cell (``"unknown"`` is legal), ``scores`` are detection confidences for predictions.
+    ``info`` keeps per-image extras a source provides beyond these (e.g. re-annotations,
+    a mask path) as plain JSON values.
     """
 
     path: str
@@ -58,12 +61,14 @@ class ImageRecord:
     source_labels: list[str] = field(default_factory=list)
     attributes: dict[str, list[str]] = field(default_factory=dict)
     scores: np.ndarray | None = None
+    info: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         self.boxes_xyxy = np.asarray(self.boxes_xyxy, dtype=np.float64).reshape(-1, 4)
         self.cell_types = list(self.cell_types)
         self.source_labels = list(self.source_labels) if self.source_labels else list(self.cell_types)
         self.attributes = {k: list(v) for k, v in self.attributes.items()}
+        self.info = dict(self.info)
         if self.scores is not None:
             self.scores = np.asarray(self.scores, dtype=np.float64).reshape(-1)
         self.validate()
