@@ -15,7 +15,7 @@ $(STAMP): pyproject.toml
 	@touch $@
 
 $(TEST_STAMP): $(STAMP)
-	$(PY) -m pip install --quiet --disable-pip-version-check -e '.[test]'
+	$(PY) -m pip install --quiet --disable-pip-version-check -e '.[test,ray]'
 	@touch $@
 
 demo: $(STAMP)

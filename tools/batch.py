@@ -15,8 +15,9 @@ import shutil
 import sys
 import tempfile
 from dataclasses import dataclass, field
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from typing import Callable
+from urllib.parse import urlsplit
 
 from smearscope.datasets.io import IMAGE_SUFFIXES, write_json_atomic
 
@@ -52,14 +53,21 @@ def collect_captures(inputs: list[str | Path]) -> list[Path]:
     return unique
 
 
-def output_names(captures: list[Path]) -> dict[Path, str]:
-    """A folder name per capture: its stem, plus a short path hash where stems collide."""
+def capture_stem(capture: Path | str) -> str:
+    """A capture's file stem; a URL string (``s3://bucket/a.tif``) gives that of its path."""
+    if isinstance(capture, Path):
+        return capture.stem
+    return PurePosixPath(urlsplit(capture).path).stem
+
+
+def output_names(captures: list[Path | str]) -> dict[Path | str, str]:
+    """A folder name per capture (path or URL): its stem, plus a short hash where stems collide."""
     stems: dict[str, int] = {}
     for capture in captures:
-        stems[capture.stem] = stems.get(capture.stem, 0) + 1
+        stems[capture_stem(capture)] = stems.get(capture_stem(capture), 0) + 1
     names = {}
     for capture in captures:
-        name = capture.stem
+        name = capture_stem(capture)
         if stems[name] > 1:
             name += "-" + hashlib.sha1(str(capture).encode()).hexdigest()[:8]
         names[capture] = name
@@ -72,16 +80,52 @@ def input_signature(capture: Path) -> dict:
     return {"capture": str(capture), "size": stat.st_size, "mtime_ns": stat.st_mtime_ns}
 
 
-def is_done(folder: Path, capture: Path) -> bool:
-    """True when ``folder`` holds a finished result for this very input file."""
+def saved_signature(folder: Path) -> dict | None:
+    """The input signature stored in ``folder``'s ``result.json``; None when there is none."""
     marker = folder / DONE_FILE
     if not marker.is_file():
-        return False
+        return None
     try:
-        saved = json.loads(marker.read_text(encoding="utf-8")).get("input", {})
+        saved = json.loads(marker.read_text(encoding="utf-8"))
     except (json.JSONDecodeError, OSError):
-        return False
-    return saved == input_signature(capture)
+        return None
+    return saved.get("input") if isinstance(saved, dict) else None
+
+
+def is_done(folder: Path, capture: Path) -> bool:
+    """True when ``folder`` holds a finished result for this very input file."""
+    return saved_signature(folder) == input_signature(capture)
+
+
+def analyze_into(
+    capture: Path,
+    final: Path,
+    analyze_one: Callable[[Path, Path], dict],
+    signature: dict | None = None,
+) -> None:
+    """Analyse one capture into the folder ``final``, all or nothing.
+
+    ``analyze_one`` fills a fresh temporary folder beside ``final``; ``result.json`` (the
+    input's ``signature``, by default ``input_signature(capture)``, plus the returned data)
+    is written last and the folder renamed into place. On any error the temporary folder
+    is removed and the error raised.
+    """
+    work = Path(tempfile.mkdtemp(prefix=f".{final.name}.", suffix=".tmp", dir=final.parent))
+    try:
+        result = analyze_one(capture, work)
+        write_json_atomic(work / DONE_FILE, {"input": signature or input_signature(capture), **result})
+        if final.exists():
+            shutil.rmtree(final)
+        os.replace(work, final)
+    except BaseException:
+        shutil.rmtree(work, ignore_errors=True)
+        raise
+
+
+def failure_reason(capture: Path | str, exc: BaseException) -> str:
+    """One line naming the capture and what went wrong."""
+    reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+    return reason if reason.startswith(str(capture)) else f"{capture}: {reason}"
 
 
 def run_batch(
@@ -108,18 +152,11 @@ def run_batch(
         if is_done(final, capture):
             summary.skipped.append(str(capture))
             continue
-        work = Path(tempfile.mkdtemp(prefix=f".{names[capture]}.", suffix=".tmp", dir=out_dir))
         try:
-            result = analyze_one(capture, work)
-            write_json_atomic(work / DONE_FILE, {"input": input_signature(capture), **result})
-            if final.exists():
-                shutil.rmtree(final)
-            os.replace(work, final)
+            analyze_into(capture, final, analyze_one)
             summary.done.append(str(capture))
         except Exception as exc:  # one bad capture must not stop the batch
-            shutil.rmtree(work, ignore_errors=True)
-            reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-            summary.failed[str(capture)] = reason if reason.startswith(str(capture)) else f"{capture}: {reason}"
+            summary.failed[str(capture)] = failure_reason(capture, exc)
             bar.write(f"failed: {summary.failed[str(capture)]}", file=sys.stderr)
     write_json_atomic(out_dir / "batch.json", summary.as_dict())
     return summary
