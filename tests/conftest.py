@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import atexit
 import os
+import shutil
 import tempfile
 from pathlib import Path
 
 import pytest
 
 _SESSION_HOME = Path(tempfile.mkdtemp(prefix="smearscope-tests-"))
+atexit.register(shutil.rmtree, _SESSION_HOME, ignore_errors=True)
 for _name, _value in {
     "SMEARSCOPE_HOME": _SESSION_HOME,
     "YOLO_CONFIG_DIR": _SESSION_HOME / "ultralytics",
@@ -78,3 +81,28 @@ def no_network(monkeypatch):
     monkeypatch.setattr(socket.socket, "connect_ex", guarded(real_connect_ex))
     monkeypatch.setattr(socket, "getaddrinfo", guarded_getaddrinfo)
     yield attempts
+
+
+@pytest.fixture(scope="session")
+def fiftyone_db():
+    """The ``fiftyone`` module on this session's temporary database (mongod starts once)."""
+    from smearscope.datasets.runtime import prepare_fiftyone
+
+    database_dir = prepare_fiftyone()
+    if database_dir != _SESSION_HOME / "fiftyone-db":
+        raise RuntimeError(f"FiftyOne would use {database_dir}, not this session's temporary database")
+    import fiftyone as fo
+
+    fo.list_datasets()  # start and connect now, once
+    return fo
+
+
+@pytest.fixture
+def fiftyone_name(fiftyone_db, request):
+    """A dataset name unique to this test; the dataset is deleted afterwards."""
+    import uuid
+
+    name = f"test-{request.node.name[:40]}-{uuid.uuid4().hex[:8]}"
+    yield name
+    if fiftyone_db.dataset_exists(name):
+        fiftyone_db.delete_dataset(name)
