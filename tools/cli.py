@@ -12,6 +12,7 @@ COMMAND_MODULES = (
     "cmd_data",
     "cmd_phantom",
     "cmd_fiftyone",
+    "cmd_analyze",
 )
 
 

@@ -12,7 +12,6 @@ import numpy as np
 from smearscope.datasets.io import write_bytes_atomic, write_text_atomic
 from smearscope.tools.results import CaptureResult
 
-OVERLAY_MAX_SIDE = 4096
 CSV_FIXED_COLUMNS = (
     "cell_id", "x1", "y1", "x2", "y2", "detection_score", "cell_type", "group",
     "type_probability", "consistency", "review", "review_reasons", "rationale",
@@ -66,16 +65,14 @@ def write_geojson(result: CaptureResult, path: str | Path) -> Path:
     return write_text_atomic(path, json.dumps(geojson_dict(result)))
 
 
-def draw_overlay(image: np.ndarray, result: CaptureResult, max_side: int = OVERLAY_MAX_SIDE) -> np.ndarray:
-    """The capture (downscaled to ``max_side``) with boxes coloured by type group."""
+def draw_overlay(overview: np.ndarray, result: CaptureResult, box_scale: float = 1.0) -> np.ndarray:
+    """``overview`` (the capture, resized by ``box_scale``) with boxes coloured by type group."""
     import cv2
 
-    scale = min(1.0, max_side / max(image.shape[:2]))
-    canvas = image if scale == 1.0 else cv2.resize(image, None, fx=scale, fy=scale, interpolation=cv2.INTER_AREA)
-    canvas = np.ascontiguousarray(canvas.copy())
+    canvas = np.ascontiguousarray(overview.copy())
     thickness = max(1, int(round(2 * max(canvas.shape[:2]) / 1000)))
     for cell in result.cells:
-        x1, y1, x2, y2 = (int(round(v * scale)) for v in cell.box_xyxy)
+        x1, y1, x2, y2 = (int(round(v * box_scale)) for v in cell.box_xyxy)
         colour = cell.colour
         cv2.rectangle(canvas, (x1, y1), (x2, y2), colour, thickness + (1 if cell.review else 0))
         label = cell.cell_type + ("?" if cell.review else "")

@@ -1,0 +1,235 @@
+"""The main job: detect every WBC in a capture, type and describe it, explain it, count.
+
+``make_capture_job(options)`` loads the detector and the cell model once and returns
+``analyze_one(capture, folder) -> dict``, which writes one capture's outputs into ``folder``;
+the local and Ray engines run it over a batch.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+
+from smearscope.datasets.records import Domain, ImageRecord
+
+SCALE_FALLBACK_CONFIDENCE = 0.0
+OVERVIEW_MAX_SIDE = 4096
+
+
+@dataclass
+class AnalyzeOptions:
+    """How to analyse captures; ``None`` weights mean the bundled default models."""
+
+    detector: str | None = None
+    cells: str | None = None
+    backend: str = "torch"
+    um_per_px: float | None = None
+    magnification: str | None = None
+    camera: str | None = None
+    overlap: int = 96
+    batch: int = 8
+    conf: float = 0.25
+    iou: float = 0.5
+    focus_threshold: float = 60.0
+    report: bool = True
+
+
+@dataclass
+class ScaleDecision:
+    """The capture's micrometres per pixel and where that figure came from."""
+
+    um_per_px: float
+    source: str
+    confidence: float
+
+
+def decide_scale(reader, options: AnalyzeOptions, fallback_um_per_px: float) -> ScaleDecision:
+    """Scale given by the user, from a preset, or estimated from red cells (else the fallback)."""
+    from smearscope.detect.scale import estimate_um_per_px, scale_from_preset
+
+    if options.um_per_px is not None:
+        if not options.um_per_px > 0:
+            raise ValueError(f"--um-per-px must be positive, got {options.um_per_px}")
+        return ScaleDecision(float(options.um_per_px), "given", 1.0)
+    if options.magnification:
+        return ScaleDecision(scale_from_preset(options.magnification, options.camera), "preset", 1.0)
+    try:
+        estimate = estimate_um_per_px(reader)
+    except ValueError:
+        return ScaleDecision(fallback_um_per_px, "assumed", SCALE_FALLBACK_CONFIDENCE)
+    return ScaleDecision(float(estimate.um_per_px), "estimated", float(estimate.confidence))
+
+
+def focus_measure(crops: np.ndarray) -> float:
+    """Median variance of the Laplacian over cell crops taken at one physical scale."""
+    import cv2
+
+    if len(crops) == 0:
+        return float("nan")
+    values = [cv2.Laplacian(cv2.cvtColor(c, cv2.COLOR_RGB2GRAY), cv2.CV_64F).var() for c in crops]
+    return float(np.median(values))
+
+
+def read_cell_crops(reader, boxes_xyxy: np.ndarray, model, um_per_px: float):
+    """Model crops of each box, reading only a small region around each from the capture."""
+    from smearscope.attributes.predict import crop_for_model
+
+    cfg = model.config
+    half = 0.75 * cfg.crop_um / um_per_px
+    crops, kept, rejected = [], [], []
+    for i, box in enumerate(boxes_xyxy):
+        cx, cy = (box[0] + box[2]) / 2, (box[1] + box[3]) / 2
+        x0, y0 = int(max(0, np.floor(cx - half))), int(max(0, np.floor(cy - half)))
+        x1, y1 = int(min(reader.width, np.ceil(cx + half))), int(min(reader.height, np.ceil(cy + half)))
+        if x1 <= x0 or y1 <= y0:
+            rejected.append((i, "box lies outside the capture"))
+            continue
+        patch = reader.read_region(x0, y0, x1, y1)
+        local = (box - np.array([x0, y0, x0, y0], dtype=np.float64))[None, :]
+        result = crop_for_model(model, patch, local, um_per_px)
+        if result.rejected:
+            rejected.append((i, result.rejected[0][1]))
+            continue
+        crops.append(result.crops[0])
+        kept.append(i)
+    size = cfg.input_size
+    stacked = np.stack(crops) if crops else np.zeros((0, size, size, 3), np.uint8)
+    return stacked, kept, rejected
+
+
+def default_weights() -> tuple[Path, Path]:
+    """The detector and cell-model weights shipped inside the package."""
+    from importlib import resources
+
+    detector = Path(str(resources.files("smearscope.detect").joinpath("weights", "detector.onnx")))
+    cells = Path(str(resources.files("smearscope.attributes").joinpath("weights", "cells.pt")))
+    for path in (detector, cells):
+        if not path.is_file():
+            raise ValueError(f"{path}: bundled weights are missing; pass --detector and --cells")
+    return detector, cells
+
+
+def make_capture_job(options: AnalyzeOptions) -> Callable[[Path, Path], dict]:
+    """Load both models once; return ``analyze_one(capture, folder) -> result dict``."""
+    from smearscope.attributes.explain import explain_cells, trained_heads
+    from smearscope.attributes.model import load_checkpoint
+    from smearscope.attributes.predict import predict_crops
+    from smearscope.datasets.runtime import set_torch_threads
+    from smearscope.detect.yolo_predict import load_predictor
+
+    set_torch_threads()
+    detector_path, cells_path = default_weights() if not (options.detector and options.cells) else (None, None)
+    detector_path = Path(options.detector) if options.detector else detector_path
+    cells_path = Path(options.cells) if options.cells else cells_path
+    backend = "onnx" if detector_path.suffix == ".onnx" else options.backend
+    predictor = load_predictor(detector_path, backend=backend, conf=options.conf, batch=options.batch)
+    model = load_checkpoint(cells_path)
+    heads = trained_heads(model.config.heads, model.config.trained_heads)
+    wbc_class_ids = {i for i, name in enumerate(predictor.metadata.class_names) if name == "wbc"}
+
+    def analyze_one(capture: Path, folder: Path) -> dict:
+        from smearscope.detect.capture import open_capture
+        from smearscope.detect.infer import detect_capture
+        from smearscope.detect.scale import resample_factor
+
+        started = time.perf_counter()
+        with open_capture(capture) as reader:
+            scale = decide_scale(reader, options, predictor.metadata.um_per_px)
+            factor = resample_factor(scale.um_per_px, predictor.metadata.um_per_px)
+            detections = detect_capture(
+                reader, predictor, tile=predictor.metadata.imgsz, overlap=options.overlap,
+                batch=options.batch, scale=factor, conf=options.conf, iou=options.iou,
+            )
+            keep = np.array([c in wbc_class_ids for c in detections.class_ids], dtype=bool)
+            detections = detections.select(keep)
+            crops, kept, _ = read_cell_crops(reader, detections.xyxy, model, scale.um_per_px)
+            probs = predict_crops(model, crops)
+            explanations = explain_cells(probs, heads)
+            overview = _overview(reader)
+            result = _capture_result(capture, reader, scale, detections, kept, explanations, crops, options)
+        result.seconds = time.perf_counter() - started
+        _write_outputs(result, folder, overview, crops, options)
+        return result.as_dict()
+
+    return analyze_one
+
+
+def _overview(reader) -> np.ndarray:
+    """The whole capture, downscaled so that its longer side is at most OVERVIEW_MAX_SIDE."""
+    factor = min(1.0, OVERVIEW_MAX_SIDE / max(reader.width, reader.height))
+    if factor == 1.0:
+        return reader.read_region(0, 0, reader.width, reader.height)
+    out_w, out_h = max(1, round(reader.width * factor)), max(1, round(reader.height * factor))
+    return reader.read_scaled_region(0, 0, reader.width, reader.height, out_w, out_h)
+
+
+def _capture_result(capture, reader, scale, detections, kept, explanations, crops, options):
+    from smearscope.tools.results import CaptureResult, CellResult
+
+    cells = []
+    for row, index in enumerate(kept):
+        ex = explanations[row]
+        cells.append(CellResult(
+            box_xyxy=tuple(float(v) for v in detections.xyxy[index]),
+            detection_score=float(detections.scores[index]),
+            cell_type=ex.cell_type,
+            group=ex.group,
+            type_probability=ex.type_probability,
+            top_types=ex.top_types,
+            attributes=ex.attributes,
+            attribute_probabilities=ex.attribute_probabilities,
+            rationale=ex.rationale,
+            consistency=float("nan") if ex.consistency is None else float(ex.consistency),
+            review=ex.review,
+            review_reasons=list(ex.review_reasons),
+        ))
+    focus = focus_measure(crops)
+    return CaptureResult(
+        capture=str(capture),
+        width=reader.width,
+        height=reader.height,
+        um_per_px=scale.um_per_px,
+        scale_source=scale.source,
+        scale_confidence=scale.confidence,
+        focus=focus,
+        out_of_focus=bool(np.isfinite(focus) and focus < options.focus_threshold),
+        cells=cells,
+    )
+
+
+def result_record(result) -> ImageRecord:
+    """The capture's cells as an ImageRecord (for COCO export and FiftyOne)."""
+    from smearscope.datasets.schema import attribute_specs
+
+    known = attribute_specs()
+    names = sorted({n for c in result.cells for n in c.attributes if n in known})
+    return ImageRecord(
+        path=result.capture,
+        width=result.width,
+        height=result.height,
+        domain=Domain(source="smearscope", um_per_px=result.um_per_px),
+        boxes_xyxy=np.array([c.box_xyxy for c in result.cells], dtype=np.float64).reshape(-1, 4),
+        cell_types=[c.cell_type for c in result.cells],
+        attributes={n: [c.attributes.get(n, "unknown") for c in result.cells] for n in names},
+        scores=np.array([c.detection_score for c in result.cells], dtype=np.float64),
+    )
+
+
+def _write_outputs(result, folder: Path, overview: np.ndarray, crops: np.ndarray, options: AnalyzeOptions) -> None:
+    from smearscope.datasets.formats.coco import save_coco
+    from smearscope.datasets.io import write_json_atomic
+    from smearscope.tools.outputs import draw_overlay, write_cells_csv, write_geojson, write_png
+    from smearscope.tools.report_html import write_report
+
+    write_cells_csv(result, folder / "cells.csv")
+    save_coco([result_record(result)], folder / "cells.coco.json", attribute_schema=None)
+    write_geojson(result, folder / "cells.geojson")
+    write_json_atomic(folder / "differential.json", result.differential().as_dict())
+    scale = overview.shape[1] / result.width
+    write_png(draw_overlay(overview, result, box_scale=scale), folder / "overlay.png")
+    if options.report:
+        write_report(result, list(crops), "overlay.png", folder / "report.html")
