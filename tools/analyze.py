@@ -16,7 +16,8 @@ import numpy as np
 
 from smearscope.datasets.records import Domain, ImageRecord
 
-SCALE_FALLBACK_CONFIDENCE = 0.0
+MIN_RBC_CONFIDENCE = 0.05  # below this the red-cell estimate was seen to be off by up to 30%
+ASSUMED_MAGNIFICATION = "100X"  # the objective of manual differentials, when nothing else is known
 OVERVIEW_MAX_SIDE = 4096
 
 
@@ -34,7 +35,7 @@ class AnalyzeOptions:
     batch: int = 8
     conf: float = 0.25
     iou: float = 0.5
-    focus_threshold: float = 60.0
+    focus_threshold: float = 8.0  # sharp fields measured 15-150, blurred (low-cost optics) 2-7
     report: bool = True
 
 
@@ -47,8 +48,8 @@ class ScaleDecision:
     confidence: float
 
 
-def decide_scale(reader, options: AnalyzeOptions, fallback_um_per_px: float) -> ScaleDecision:
-    """Scale given by the user, from a preset, or estimated from red cells (else the fallback)."""
+def decide_scale(reader, options: AnalyzeOptions) -> ScaleDecision:
+    """Scale given by the user, from a preset, or estimated from red cells (else assumed)."""
     from smearscope.detect.scale import estimate_um_per_px, scale_from_preset
 
     if options.um_per_px is not None:
@@ -59,9 +60,11 @@ def decide_scale(reader, options: AnalyzeOptions, fallback_um_per_px: float) -> 
         return ScaleDecision(scale_from_preset(options.magnification, options.camera), "preset", 1.0)
     try:
         estimate = estimate_um_per_px(reader)
+        if estimate.confidence >= MIN_RBC_CONFIDENCE:
+            return ScaleDecision(float(estimate.um_per_px), "estimated from red cells", float(estimate.confidence))
     except ValueError:
-        return ScaleDecision(fallback_um_per_px, "assumed", SCALE_FALLBACK_CONFIDENCE)
-    return ScaleDecision(float(estimate.um_per_px), "estimated", float(estimate.confidence))
+        pass
+    return ScaleDecision(scale_from_preset(ASSUMED_MAGNIFICATION), f"assumed {ASSUMED_MAGNIFICATION}", 0.0)
 
 
 def focus_measure(crops: np.ndarray) -> float:
@@ -138,7 +141,7 @@ def make_capture_job(options: AnalyzeOptions) -> Callable[[Path, Path], dict]:
 
         started = time.perf_counter()
         with open_capture(capture) as reader:
-            scale = decide_scale(reader, options, predictor.metadata.um_per_px)
+            scale = decide_scale(reader, options)
             factor = resample_factor(scale.um_per_px, predictor.metadata.um_per_px)
             detections = detect_capture(
                 reader, predictor, tile=predictor.metadata.imgsz, overlap=options.overlap,

@@ -12,6 +12,7 @@ import numpy as np
 from smearscope.datasets.io import write_bytes_atomic, write_text_atomic
 from smearscope.tools.results import CaptureResult
 
+MAX_LABELLED_CELLS = 60  # above this, boxes are coloured by type but not labelled
 CSV_FIXED_COLUMNS = (
     "cell_id", "x1", "y1", "x2", "y2", "detection_score", "cell_type", "group",
     "type_probability", "consistency", "review", "review_reasons", "rationale",
@@ -70,14 +71,16 @@ def draw_overlay(overview: np.ndarray, result: CaptureResult, box_scale: float =
     import cv2
 
     canvas = np.ascontiguousarray(overview.copy())
-    thickness = max(1, int(round(2 * max(canvas.shape[:2]) / 1000)))
+    thickness = max(1, int(round(max(canvas.shape[:2]) / 1200)))
+    labelled = len(result.cells) <= MAX_LABELLED_CELLS
     for cell in result.cells:
         x1, y1, x2, y2 = (int(round(v * box_scale)) for v in cell.box_xyxy)
         colour = cell.colour
         cv2.rectangle(canvas, (x1, y1), (x2, y2), colour, thickness + (1 if cell.review else 0))
-        label = cell.cell_type + ("?" if cell.review else "")
-        cv2.putText(canvas, label, (x1, max(10, y1 - 3)), cv2.FONT_HERSHEY_SIMPLEX,
-                    0.4 * thickness, colour, max(1, thickness - 1), cv2.LINE_AA)
+        if labelled:
+            label = cell.cell_type + ("?" if cell.review else "")
+            cv2.putText(canvas, label, (x1, max(10, y1 - 3)), cv2.FONT_HERSHEY_SIMPLEX,
+                        0.45 * thickness, colour, thickness, cv2.LINE_AA)
     return canvas
 
 

@@ -26,6 +26,8 @@ th:first-child,td:first-child{text-align:left}
 .cell.review{border:2px solid #d00;background:#fff4f4}
 .cell img{width:96px;height:96px;image-rendering:pixelated;float:left;margin-right:6px}
 .cell .type{font-weight:600}
+.legend{margin:6px 0;font-size:13px} .key{margin-right:14px}
+.swatch{display:inline-block;width:12px;height:12px;margin-right:4px;vertical-align:middle}
 """
 
 
@@ -67,6 +69,16 @@ def _differential_table(diff: Differential) -> str:
         f"{rows}<tr><th>total WBCs</th><th>{diff.total_wbc}</th><th>100.0</th></tr>"
         f"<tr><td>blasts and equivalents</td><td>{diff.blast_count}</td><td>{diff.blast_percent:.1f}</td></tr></table>"
     )
+
+
+def _legend(result: CaptureResult) -> str:
+    """Colour key of the type groups drawn on the overlay."""
+    groups = sorted({c.group for c in result.cells})
+    items = "".join(
+        f'<span class="key"><span class="swatch" style="background:rgb{GROUP_COLOURS.get(g, (200, 200, 200))}"></span>'
+        f"{html.escape(g)}</span>" for g in groups
+    )
+    return f'<div class="legend">{items} <span class="key">thicker box = flagged for review</span></div>'
 
 
 def _cell_card(cell: CellResult, index: int, crop: np.ndarray) -> str:
@@ -126,7 +138,7 @@ def render_report(result: CaptureResult, crops: list[np.ndarray], overlay_name: 
         f'<table class="facts">{facts}</table>'
         f'<h2>Flags</h2><ul class="flags">{flags}</ul>'
         f"<h2>Differential count</h2>{_differential_table(diff)}{_bar_chart_svg(diff)}"
-        f'<h2>Capture</h2><img class="overlay" alt="overlay" src="{html.escape(overlay_name)}">'
+        f'<h2>Capture</h2>{_legend(result)}<img class="overlay" alt="overlay" src="{html.escape(overlay_name)}">'
         f'<h2>Cells</h2>{"".join(gallery) or "<p>no cells found</p>"}'
         "</body></html>"
     )

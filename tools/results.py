@@ -67,7 +67,7 @@ class CaptureResult:
     @property
     def scale_uncertain(self) -> bool:
         """True when the scale was estimated with low confidence."""
-        return self.scale_source == "estimated" and self.scale_confidence < 0.5
+        return self.scale_source not in ("given", "preset") and self.scale_confidence < 0.5
 
     def differential(self) -> Differential:
         """The differential count of this capture's cells."""
