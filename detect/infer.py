@@ -58,7 +58,7 @@ def plan_tiles(width: int, height: int, tile: int, overlap: int, scale: float = 
     return plans
 
 
-def _read_tile(reader: CaptureReader, plan: TilePlan, tile: int) -> np.ndarray:
+def read_tile(reader: CaptureReader, plan: TilePlan, tile: int) -> np.ndarray:
     """The tile's pixels at working scale, padded with ``PAD_VALUE`` to ``tile`` x ``tile``."""
     wx0, wy0, wx1, wy1 = plan.work
     sx0, sy0, sx1, sy1 = plan.source
@@ -147,7 +147,7 @@ def detect_capture(
     flags: list[np.ndarray] = []
     for start in range(0, len(plans), batch):
         chunk = plans[start:start + batch]
-        outputs = list(predict([_read_tile(reader, plan, tile) for plan in chunk]))
+        outputs = list(predict([read_tile(reader, plan, tile) for plan in chunk]))
         if len(outputs) != len(chunk):
             raise ValueError(f"predict returned {len(outputs)} results for a batch of {len(chunk)} tiles")
         for offset, (plan, output) in enumerate(zip(chunk, outputs)):

@@ -94,14 +94,23 @@ def merge_detections(
     classes = detections.class_ids[order]
     partial = truncated[order]
     suppressed = np.zeros(len(order), dtype=bool)
+    # Only boxes that meet box i can be suppressed by it (no overlap: IoU and IoS are 0), so
+    # each step looks at the boxes whose left edge lies within one box width of box i's span.
+    by_x0 = np.argsort(boxes[:, 0], kind="stable")
+    x0_sorted = boxes[by_x0, 0]
+    widest = float(np.max(boxes[:, 2] - boxes[:, 0])) if len(boxes) else 0.0
     for i in range(len(order)):
         if suppressed[i]:
             continue
-        rest = np.arange(i + 1, len(order))
-        rest = rest[~suppressed[rest] & (classes[rest] == classes[i])]
+        box = boxes[i]
+        lo = int(np.searchsorted(x0_sorted, box[0] - widest - 1.0, side="left"))  # 1 px slack for rounding
+        hi = int(np.searchsorted(x0_sorted, box[2], side="right"))
+        near = by_x0[lo:hi]
+        rest = near[(near > i) & ~suppressed[near] & (classes[near] == classes[i])
+                    & (boxes[near, 2] >= box[0]) & (boxes[near, 1] <= box[3]) & (boxes[near, 3] >= box[1])]
         if rest.size == 0:
             continue
-        box_iou, box_ios = _overlaps(boxes[i], boxes[rest])
+        box_iou, box_ios = _overlaps(box, boxes[rest])
         suppressed[rest[(box_iou > iou) | (partial[rest] & (box_ios > ios))]] = True
     kept = detections.select(order[~suppressed])
     return kept.select(sort_order(kept))

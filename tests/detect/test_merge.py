@@ -128,3 +128,46 @@ def test_empty_input_and_bad_arguments():
         merge_detections(one, np.zeros(2, bool))
     with pytest.raises(ValueError, match="iou"):
         merge_detections(one, np.zeros(1, bool), iou=1.5)
+
+
+def _merge_all_pairs(detections: Detections, truncated: np.ndarray, iou: float, ios: float) -> Detections:
+    """The suppression rule applied by comparing each kept box with every later box."""
+    from smearscope.detect.merge import sort_order
+
+    order = sort_order(detections, first=truncated)
+    boxes, classes, partial = detections.xyxy[order], detections.class_ids[order], truncated[order]
+    suppressed = np.zeros(len(order), dtype=bool)
+    for i in range(len(order)):
+        if suppressed[i]:
+            continue
+        for j in range(i + 1, len(order)):
+            if suppressed[j] or classes[j] != classes[i]:
+                continue
+            iw = max(0.0, min(boxes[i, 2], boxes[j, 2]) - max(boxes[i, 0], boxes[j, 0]))
+            ih = max(0.0, min(boxes[i, 3], boxes[j, 3]) - max(boxes[i, 1], boxes[j, 1]))
+            area_i = (boxes[i, 2] - boxes[i, 0]) * (boxes[i, 3] - boxes[i, 1])
+            area_j = (boxes[j, 2] - boxes[j, 0]) * (boxes[j, 3] - boxes[j, 1])
+            inter = iw * ih
+            union, smaller = area_i + area_j - inter, min(area_i, area_j)
+            if (union > 0 and inter / union > iou) or (partial[j] and smaller > 0 and inter / smaller > ios):
+                suppressed[j] = True
+    kept = detections.select(order[~suppressed])
+    return kept.select(sort_order(kept))
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_merge_matches_the_all_pairs_rule_on_crowded_boxes(seed):
+    rng = np.random.default_rng(seed)
+    n = 300
+    corner = rng.uniform(0, 400, (n, 2))
+    size = np.where(rng.random((n, 1)) < 0.05, rng.uniform(100, 300, (n, 2)), rng.uniform(5, 40, (n, 2)))
+    boxes = np.hstack([corner, corner + size])
+    flat = rng.random(n) < 0.05
+    boxes[flat, 2] = boxes[flat, 0]  # zero-width boxes meet nothing
+    found = Detections(boxes, np.round(rng.uniform(0.2, 1.0, n), 1), rng.integers(0, 2, n))
+    truncated = rng.random(n) < 0.3
+    for iou, ios in ((0.5, 0.6), (0.0, 0.0), (0.3, 0.9)):
+        fast = merge_detections(found, truncated, iou=iou, ios=ios)
+        reference = _merge_all_pairs(found, truncated, iou, ios)
+        assert len(fast) < n
+        assert np.array_equal(fast.xyxy, reference.xyxy) and np.array_equal(fast.class_ids, reference.class_ids)
