@@ -45,11 +45,14 @@ def prepare_ultralytics() -> Path:
     _default("YOLO_AUTOINSTALL", "0")
     _default("YOLO_VERBOSE", "False")
     _default("MPLCONFIGDIR", str(smearscope_home() / "matplotlib"))
-    for font_name in ("Arial.ttf", "Arial.Unicode.ttf"):
-        target = config_dir / font_name
-        font = _bundled_font()
-        if font is not None and not target.exists():
-            shutil.copyfile(font, target)
+    # ultralytics looks for its fonts in YOLO_CONFIG_DIR/Ultralytics (8.4) before asking github.
+    for folder in (config_dir, config_dir / "Ultralytics"):
+        folder.mkdir(parents=True, exist_ok=True)
+        for font_name in ("Arial.ttf", "Arial.Unicode.ttf"):
+            target = folder / font_name
+            font = _bundled_font()
+            if font is not None and not target.exists():
+                shutil.copyfile(font, target)
     return config_dir
 
 

@@ -10,6 +10,7 @@ import sys
 # its parser and sets ``run=<function(args) -> int>`` as a default.
 COMMAND_MODULES = (
     "cmd_data",
+    "cmd_detect",
     "cmd_phantom",
     "cmd_fiftyone",
     "cmd_analyze",
