@@ -8,7 +8,7 @@ the local and Ray engines run it over a batch.
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Callable
 
@@ -19,6 +19,8 @@ from smearscope.datasets.records import Domain, ImageRecord
 MIN_RBC_CONFIDENCE = 0.05  # below this the red-cell estimate was seen to be off by up to 30%
 ASSUMED_MAGNIFICATION = "100X"  # the objective of manual differentials, when nothing else is known
 OVERVIEW_MAX_SIDE = 4096
+SETTINGS_FILE = "settings.json"
+OVERVIEW_STRIP_PIXELS = 16_000_000  # pixels read at once while building the overview
 
 
 @dataclass
@@ -67,12 +69,12 @@ def decide_scale(reader, options: AnalyzeOptions) -> ScaleDecision:
     return ScaleDecision(scale_from_preset(ASSUMED_MAGNIFICATION), f"assumed {ASSUMED_MAGNIFICATION}", 0.0)
 
 
-def focus_measure(crops: np.ndarray) -> float:
+def focus_measure(crops: np.ndarray) -> float | None:
     """Median variance of the Laplacian over cell crops taken at one physical scale."""
     import cv2
 
     if len(crops) == 0:
-        return float("nan")
+        return None
     values = [cv2.Laplacian(cv2.cvtColor(c, cv2.COLOR_RGB2GRAY), cv2.CV_64F).var() for c in crops]
     return float(np.median(values))
 
@@ -116,6 +118,42 @@ def default_weights() -> tuple[Path, Path]:
     return detector, cells
 
 
+def weights_paths(options: AnalyzeOptions) -> tuple[Path, Path]:
+    """The detector and cell-model files these options use (bundled ones where not given)."""
+    detector = Path(options.detector) if options.detector else None
+    cells = Path(options.cells) if options.cells else None
+    if detector is None or cells is None:
+        bundled_detector, bundled_cells = default_weights()
+        detector, cells = detector or bundled_detector, cells or bundled_cells
+    return detector, cells
+
+
+def analysis_settings(options: AnalyzeOptions) -> dict:
+    """Everything that changes the results: the options and the identity of both weights files."""
+    settings: dict = {"options": asdict(options)}
+    for name, path in zip(("detector", "cells"), weights_paths(options)):
+        stat = path.stat()
+        settings[name] = {"path": str(path.resolve()), "size": stat.st_size, "mtime_ns": stat.st_mtime_ns}
+    return settings
+
+
+def check_settings(out_dir: str | Path, options: AnalyzeOptions) -> None:
+    """Refuse to resume into ``out_dir`` if it holds results made with other settings."""
+    from smearscope.datasets.io import read_json, write_json_atomic
+
+    path = Path(out_dir) / SETTINGS_FILE
+    settings = analysis_settings(options)
+    if path.is_file():
+        saved = read_json(path)
+        if saved != settings:
+            changed = sorted(k for k in set(saved.get("options", {})) | set(settings["options"])
+                             if saved.get("options", {}).get(k) != settings["options"].get(k))
+            changed += [k for k in ("detector", "cells") if saved.get(k) != settings[k]]
+            raise ValueError(f"{out_dir}: holds results made with other settings ({', '.join(changed)}); "
+                             "choose another --out folder")
+    write_json_atomic(path, settings)
+
+
 def make_capture_job(options: AnalyzeOptions) -> Callable[[Path, Path], dict]:
     """Load both models once; return ``analyze_one(capture, folder) -> result dict``."""
     from smearscope.attributes.explain import explain_cells, trained_heads
@@ -125,14 +163,14 @@ def make_capture_job(options: AnalyzeOptions) -> Callable[[Path, Path], dict]:
     from smearscope.detect.yolo_predict import load_predictor
 
     set_torch_threads()
-    detector_path, cells_path = default_weights() if not (options.detector and options.cells) else (None, None)
-    detector_path = Path(options.detector) if options.detector else detector_path
-    cells_path = Path(options.cells) if options.cells else cells_path
-    backend = "onnx" if detector_path.suffix == ".onnx" else options.backend
-    predictor = load_predictor(detector_path, backend=backend, conf=options.conf, batch=options.batch)
+    detector_path, cells_path = weights_paths(options)
+    backend = "onnx" if detector_path.suffix.lower() == ".onnx" else options.backend
+    predictor = load_predictor(detector_path, backend=backend, conf=options.conf, iou=options.iou, batch=options.batch)
     model = load_checkpoint(cells_path)
     heads = trained_heads(model.config.heads, model.config.trained_heads)
     wbc_class_ids = {i for i, name in enumerate(predictor.metadata.class_names) if name == "wbc"}
+    if not wbc_class_ids:
+        raise ValueError(f"{detector_path}: detector has no 'wbc' class (classes: {predictor.metadata.class_names})")
 
     def analyze_one(capture: Path, folder: Path) -> dict:
         from smearscope.detect.capture import open_capture
@@ -162,12 +200,22 @@ def make_capture_job(options: AnalyzeOptions) -> Callable[[Path, Path], dict]:
 
 
 def _overview(reader) -> np.ndarray:
-    """The whole capture, downscaled so that its longer side is at most OVERVIEW_MAX_SIDE."""
+    """The whole capture, downscaled so that its longer side is at most OVERVIEW_MAX_SIDE.
+
+    Read in horizontal strips so that a huge capture is never held at full resolution.
+    """
     factor = min(1.0, OVERVIEW_MAX_SIDE / max(reader.width, reader.height))
     if factor == 1.0:
         return reader.read_region(0, 0, reader.width, reader.height)
-    out_w, out_h = max(1, round(reader.width * factor)), max(1, round(reader.height * factor))
-    return reader.read_scaled_region(0, 0, reader.width, reader.height, out_w, out_h)
+    out_w = max(1, round(reader.width * factor))
+    strip = max(1, OVERVIEW_STRIP_PIXELS // reader.width)
+    parts = []
+    for y0 in range(0, reader.height, strip):
+        y1 = min(reader.height, y0 + strip)
+        o0, o1 = round(y0 * factor), round(y1 * factor)
+        if o1 > o0:
+            parts.append(reader.read_scaled_region(0, y0, reader.width, y1, out_w, o1 - o0))
+    return np.concatenate(parts)
 
 
 def _capture_result(capture, reader, scale, detections, kept, explanations, crops, options):
@@ -186,7 +234,7 @@ def _capture_result(capture, reader, scale, detections, kept, explanations, crop
             attributes=ex.attributes,
             attribute_probabilities=ex.attribute_probabilities,
             rationale=ex.rationale,
-            consistency=float("nan") if ex.consistency is None else float(ex.consistency),
+            consistency=None if ex.consistency is None else float(ex.consistency),
             review=ex.review,
             review_reasons=list(ex.review_reasons),
         ))
@@ -199,7 +247,7 @@ def _capture_result(capture, reader, scale, detections, kept, explanations, crop
         scale_source=scale.source,
         scale_confidence=scale.confidence,
         focus=focus,
-        out_of_focus=bool(np.isfinite(focus) and focus < options.focus_threshold),
+        out_of_focus=focus is not None and focus < options.focus_threshold,
         cells=cells,
     )
 

@@ -20,9 +20,10 @@ from typing import Callable
 from urllib.parse import urlsplit
 
 from smearscope.datasets.io import IMAGE_SUFFIXES, write_json_atomic
+from smearscope.detect.capture import OPENSLIDE_SUFFIXES
 
 DONE_FILE = "result.json"
-CAPTURE_SUFFIXES = IMAGE_SUFFIXES + (".svs", ".ndpi", ".mrxs", ".scn", ".vms", ".svslide")
+CAPTURE_SUFFIXES = IMAGE_SUFFIXES + OPENSLIDE_SUFFIXES
 
 
 @dataclass
@@ -44,7 +45,8 @@ def collect_captures(inputs: list[str | Path]) -> list[Path]:
     for item in inputs:
         path = Path(item)
         if path.is_dir():
-            found.extend(p for p in sorted(path.rglob("*")) if p.is_file() and p.suffix.lower() in CAPTURE_SUFFIXES)
+            found.extend(p for p in sorted(path.rglob("*"))
+                         if p.is_file() and p.suffix.lower() in CAPTURE_SUFFIXES and not _is_output(p, path))
         elif path.exists():
             found.append(path)
         else:
@@ -58,6 +60,14 @@ def capture_stem(capture: Path | str) -> str:
     if isinstance(capture, Path):
         return capture.stem
     return PurePosixPath(urlsplit(capture).path).stem
+
+
+def _is_output(path: Path, root: Path) -> bool:
+    """True for files inside hidden folders or smearscope output folders under ``root``."""
+    for folder in path.relative_to(root).parents:
+        if folder.name.startswith(".") or (root / folder / DONE_FILE).is_file() or (root / folder / "batch.json").is_file():
+            return True
+    return False
 
 
 def output_names(captures: list[Path | str]) -> dict[Path | str, str]:
@@ -149,10 +159,13 @@ def run_batch(
     bar = tqdm(captures, desc="captures", unit="capture", disable=not progress, file=sys.stderr)
     for capture in bar:
         final = out_dir / names[capture]
-        if is_done(final, capture):
-            summary.skipped.append(str(capture))
-            continue
         try:
+            saved = saved_signature(final)
+            if saved is not None and saved.get("capture") != str(capture):
+                final = out_dir / f"{final.name}-{hashlib.sha1(str(capture).encode()).hexdigest()[:8]}"
+            if is_done(final, capture):
+                summary.skipped.append(str(capture))
+                continue
             analyze_into(capture, final, analyze_one)
             summary.done.append(str(capture))
         except Exception as exc:  # one bad capture must not stop the batch

@@ -17,7 +17,7 @@ def write_batch_summary(out_dir: str | Path) -> Path:
     """Write ``out_dir/summary.csv`` from every finished capture folder; return its path."""
     out_dir = Path(out_dir)
     rows = []
-    for marker in sorted(out_dir.glob(f"*/{DONE_FILE}")):
+    for marker in sorted(out_dir.glob(f"[!.]*/{DONE_FILE}")):
         data = json.loads(marker.read_text(encoding="utf-8"))
         diff = data.get("differential", {})
         rows.append({

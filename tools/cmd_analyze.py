@@ -71,6 +71,14 @@ def options_from_args(args: argparse.Namespace):
     from smearscope.tools.analyze import AnalyzeOptions
 
     magnification = args.magnification.upper() if args.magnification else None
+    if args.camera and not magnification:
+        raise ValueError("--camera is a preset used with --magnification")
+    if magnification:
+        from smearscope.detect.scale import scale_from_preset
+
+        scale_from_preset(magnification, args.camera)  # an unknown preset fails here, once
+    if not 0.0 < args.conf < 1.0:
+        raise ValueError(f"--conf must lie between 0 and 1, got {args.conf}")
     return AnalyzeOptions(
         detector=args.detector, cells=args.cells, um_per_px=args.um_per_px, magnification=magnification,
         camera=args.camera, conf=args.conf, report=not args.no_report,
@@ -79,10 +87,11 @@ def options_from_args(args: argparse.Namespace):
 
 def run_analyze(args: argparse.Namespace) -> int:
     """Analyse the captures; exit 1 if any failed."""
-    from smearscope.tools.analyze import make_capture_job
+    from smearscope.tools.analyze import check_settings, make_capture_job
     from smearscope.tools.batch_summary import write_batch_summary
 
     options = options_from_args(args)
+    check_settings(args.out, options)
     summary = run_with_engine(args, args.inputs, args.out, functools.partial(make_capture_job, options))
     table = write_batch_summary(args.out)
     if args.fiftyone:
@@ -113,13 +122,15 @@ def run_predict(args: argparse.Namespace) -> int:
 
 def run_demo(args: argparse.Namespace) -> int:
     """Analyse the bundled samples and print where the reports are."""
-    from smearscope.tools.analyze import AnalyzeOptions, make_capture_job
+    from smearscope.tools.analyze import AnalyzeOptions, check_settings, make_capture_job
     from smearscope.tools.batch import run_batch
     from smearscope.tools.batch_summary import write_batch_summary
     from smearscope.tools.samples import sample_captures
 
     captures = sample_captures()
-    summary = run_batch(captures, args.out, make_capture_job(AnalyzeOptions()))
+    options = AnalyzeOptions()
+    check_settings(args.out, options)
+    summary = run_batch(captures, args.out, make_capture_job(options))
     table = write_batch_summary(args.out)
     for reason in summary.failed.values():
         print(f"failed: {reason}", file=sys.stderr)

@@ -46,7 +46,7 @@ def add_results_to_fiftyone(out_dir: str | Path, name: str, field: str = "predic
     from smearscope.datasets.fiftyone_bridge import add_predictions, open_dataset
 
     records, extras = [], []
-    for marker in sorted(Path(out_dir).glob(f"*/{DONE_FILE}")):
+    for marker in sorted(Path(out_dir).glob(f"[!.]*/{DONE_FILE}")):
         record, cell_extras = result_to_prediction(json.loads(marker.read_text(encoding="utf-8")))
         records.append(record)
         extras.append(cell_extras)
@@ -79,7 +79,7 @@ def predict_dataset(name: str, options, work_dir: str | Path, field: str = "pred
     captures = [Path(p) for p in sorted(set(dataset.values("filepath")))]
     summary = run_batch(captures, work_dir, make_capture_job(options))
     records, extras = [], []
-    for marker in sorted(Path(work_dir).glob(f"*/{DONE_FILE}")):
+    for marker in sorted(Path(work_dir).glob(f"[!.]*/{DONE_FILE}")):
         data = json.loads(marker.read_text(encoding="utf-8"))
         if data.get("capture") in {str(c) for c in captures}:
             record, cell_extras = result_to_prediction(data)

@@ -29,7 +29,7 @@ def write_cells_csv(result: CaptureResult, path: str | Path) -> Path:
         x1, y1, x2, y2 = cell.box_xyxy
         writer.writerow(
             [i, f"{x1:.1f}", f"{y1:.1f}", f"{x2:.1f}", f"{y2:.1f}", f"{cell.detection_score:.4f}",
-             cell.cell_type, cell.group, f"{cell.type_probability:.4f}", f"{cell.consistency:.3f}",
+             cell.cell_type, cell.group, f"{cell.type_probability:.4f}", "" if cell.consistency is None else f"{cell.consistency:.3f}",
              int(cell.review), "; ".join(cell.review_reasons), cell.rationale]
             + [cell.attributes.get(n, "unknown") for n in attribute_names]
             + [f"{cell.attribute_probabilities.get(n, 0.0):.4f}" for n in attribute_names]

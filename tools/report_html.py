@@ -12,8 +12,6 @@ from smearscope.datasets.io import write_text_atomic
 from smearscope.tools.differential import Differential
 from smearscope.tools.results import GROUP_COLOURS, CaptureResult, CellResult
 
-GALLERY_CROP_PX = 96
-
 STYLE = """
 body{font-family:system-ui,sans-serif;margin:24px;color:#222;max-width:1300px}
 h1{font-size:22px} h2{font-size:18px;margin-top:28px}
@@ -88,22 +86,8 @@ def _cell_card(cell: CellResult, index: int, crop: np.ndarray) -> str:
         f'<img alt="cell {index}" src="{_png_data_uri(crop)}">'
         f'<div class="type">#{index} {html.escape(cell.cell_type)} ({cell.type_probability:.2f})</div>'
         f'<div class="rationale">{html.escape(cell.rationale)}</div>'
-        f"<div>consistency {cell.consistency:.2f}</div>{reasons}</div>"
+        f"<div>consistency {'n/a' if cell.consistency is None else f'{cell.consistency:.2f}'}</div>{reasons}</div>"
     )
-
-
-def crop_for_gallery(image: np.ndarray, box_xyxy: tuple[float, float, float, float], size: int = GALLERY_CROP_PX) -> np.ndarray:
-    """A square crop around a box with a margin, resized for the gallery."""
-    import cv2
-
-    x1, y1, x2, y2 = box_xyxy
-    side = max(x2 - x1, y2 - y1) * 1.3
-    cx, cy = (x1 + x2) / 2, (y1 + y2) / 2
-    h, w = image.shape[:2]
-    a, b = int(max(0, cx - side / 2)), int(max(0, cy - side / 2))
-    c, d = int(min(w, cx + side / 2)), int(min(h, cy + side / 2))
-    patch = image[b:max(d, b + 1), a:max(c, a + 1)]
-    return cv2.resize(patch, (size, size), interpolation=cv2.INTER_AREA)
 
 
 def render_report(result: CaptureResult, crops: list[np.ndarray], overlay_name: str) -> str:
@@ -128,7 +112,7 @@ def render_report(result: CaptureResult, crops: list[np.ndarray], overlay_name: 
         f"<tr><td>capture</td><td>{html.escape(result.capture)}</td></tr>"
         f"<tr><td>size</td><td>{result.width} x {result.height} px</td></tr>"
         f"<tr><td>scale</td><td>{result.um_per_px:.4f} um/px ({result.scale_source}, confidence {result.scale_confidence:.2f})</td></tr>"
-        f"<tr><td>focus</td><td>{result.focus:.1f}{' (out of focus)' if result.out_of_focus else ''}</td></tr>"
+        f"<tr><td>focus</td><td>{'n/a' if result.focus is None else f'{result.focus:.1f}'}{' (out of focus)' if result.out_of_focus else ''}</td></tr>"
         f"<tr><td>cells found</td><td>{len(result.cells)}</td></tr>"
         f"<tr><td>analysis time</td><td>{result.seconds:.1f} s</td></tr>"
     )

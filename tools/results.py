@@ -39,7 +39,7 @@ class CellResult:
     attributes: dict[str, str]
     attribute_probabilities: dict[str, float]
     rationale: str
-    consistency: float
+    consistency: float | None  # None when no type-typical profile describes the type
     review: bool
     review_reasons: list[str] = field(default_factory=list)
 
@@ -59,7 +59,7 @@ class CaptureResult:
     um_per_px: float
     scale_source: str
     scale_confidence: float
-    focus: float
+    focus: float | None  # None when the capture has no cells to measure
     out_of_focus: bool
     cells: list[CellResult]
     seconds: float = 0.0

@@ -73,3 +73,18 @@ def test_missing_input_is_named(tmp_path):
 def test_output_names_are_stems_unless_they_collide(tmp_path):
     names = output_names([tmp_path / "x" / "a.png", tmp_path / "b.png"])
     assert sorted(names.values()) == ["a", "b"]
+
+
+def test_a_later_run_never_replaces_another_captures_result(tmp_path, captures):
+    run_batch([captures / "a.png"], tmp_path / "out", mean_colour, progress=False)
+    second = run_batch([captures / "sub" / "a.png"], tmp_path / "out", mean_colour, progress=False)
+    assert second.done == [str(captures / "sub" / "a.png")]
+    folders = sorted(p.name for p in (tmp_path / "out").iterdir() if p.is_dir())
+    assert folders[0] == "a" and folders[1].startswith("a-") and len(folders) == 2
+    assert (tmp_path / "out" / "a" / "mean.txt").read_text().startswith("100.0")
+
+
+def test_output_folders_inside_the_input_are_not_captures(tmp_path, captures):
+    run_batch([captures / "a.png"], captures / "results", mean_colour, progress=False)
+    (captures / "results" / "a" / "overlay.png").write_bytes((captures / "a.png").read_bytes())
+    assert not any("results" in p.parts for p in collect_captures([captures]))
