@@ -13,6 +13,7 @@ COMMAND_MODULES = (
     "cmd_detect",
     "cmd_phantom",
     "cmd_fiftyone",
+    "cmd_cells",
     "cmd_analyze",
 )
 
