@@ -51,7 +51,7 @@ class ScaleDecision:
 
 
 def decide_scale(reader, options: AnalyzeOptions) -> ScaleDecision:
-    """Scale given by the user, from a preset, or estimated from red cells (else assumed)."""
+    """Scale given by the user, from a preset, from a sidecar JSON, or from red cells (else assumed)."""
     from smearscope.detect.scale import estimate_um_per_px, scale_from_preset
 
     if options.um_per_px is not None:
@@ -60,6 +60,9 @@ def decide_scale(reader, options: AnalyzeOptions) -> ScaleDecision:
         return ScaleDecision(float(options.um_per_px), "given", 1.0)
     if options.magnification:
         return ScaleDecision(scale_from_preset(options.magnification, options.camera), "preset", 1.0)
+    sidecar = sidecar_scale(Path(reader.path))
+    if sidecar is not None:
+        return ScaleDecision(sidecar, "sidecar", 1.0)
     try:
         estimate = estimate_um_per_px(reader)
         if estimate.confidence >= MIN_RBC_CONFIDENCE:
@@ -67,6 +70,20 @@ def decide_scale(reader, options: AnalyzeOptions) -> ScaleDecision:
     except ValueError:
         pass
     return ScaleDecision(scale_from_preset(ASSUMED_MAGNIFICATION), f"assumed {ASSUMED_MAGNIFICATION}", 0.0)
+
+
+def sidecar_scale(capture: Path) -> float | None:
+    """``um_per_px`` from a JSON file beside the capture (``<capture name>.json``), if any."""
+    from smearscope.datasets.io import read_json
+
+    path = capture.with_name(capture.name + ".json")
+    if not path.is_file():
+        return None
+    data = read_json(path)
+    value = data.get("um_per_px") if isinstance(data, dict) else None
+    if not isinstance(value, (int, float)) or not 0 < value < 100:
+        raise ValueError(f"{path}: needs a positive number under 'um_per_px'")
+    return float(value)
 
 
 def focus_measure(crops: np.ndarray) -> float | None:
