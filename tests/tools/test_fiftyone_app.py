@@ -87,7 +87,7 @@ class AppCommand:
 
     def stop(self, signum: int) -> int:
         os.killpg(self.process.pid, signum)
-        code = self.process.wait(60)
+        code = self.process.wait(120)  # generous: a loaded machine stops the server slowly
         time.sleep(0.5)
         while not self.lines.empty():
             self.output.append(self.lines.get())
@@ -106,7 +106,8 @@ def _assert_nothing_left(port: int) -> None:
         time.sleep(0.5)
     assert _server_pids(port) == [], f"App server still running on port {port}"
     with socket.socket() as probe:
-        probe.bind(("127.0.0.1", port))  # the port is free again
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # closed connections may linger in TIME_WAIT
+        probe.bind(("127.0.0.1", port))  # nothing listens on the port any more
 
 
 def test_app_stops_on_ctrl_c(fiftyone_db, fiftyone_name, tmp_path: Path) -> None:
