@@ -83,7 +83,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--work", type=Path, default=Path("runs/defaults"), help="work folder (resumable)")
     parser.add_argument("--only", choices=("detector", "cells"), help="train one of the two models")
     parser.add_argument("--detector-hours", type=float, default=0.75, help="training time of the detector")
-    parser.add_argument("--cell-epochs", type=int, default=24, help="epochs of the cell model")
+    parser.add_argument("--cell-epochs", type=int, default=30, help="epochs of the cell model")
     args = parser.parse_args(argv)
     data_root = args.data_root.resolve()
     if not data_root.is_dir():
