@@ -5,7 +5,9 @@ same micrometres per pixel), so rotation, scale jitter and translation resample 
 context. Colour changes model what differs between labs: stain uptake (jitter in the
 Ruifrok-Johnston haematoxylin / eosin / DAB optical-density space), white balance
 (background tint), lamp and camera (brightness, contrast, gamma, saturation), focus (blur)
-and compression (8x8 block DCT quantisation as in JPEG), plus sensor noise.
+and compression (8x8 block DCT quantisation as in JPEG), plus sensor noise. Synthetic cells
+can first take the colour of a real one (optical-density moments of a random real crop), so
+that colour alone never tells a synthetic cell from a real one.
 """
 
 from __future__ import annotations
@@ -52,6 +54,7 @@ class AugmentConfig:
     jpeg_quality_min: int = 20
     jpeg_quality_max: int = 90
     noise_std: float = 0.03
+    reference_colour_prob: float = 0.5  # chance that a synthetic crop takes a real crop's colour moments
 
 
 def _uniform(shape: tuple[int, ...], low: float, high: float, gen: torch.Generator | None) -> torch.Tensor:
@@ -84,6 +87,22 @@ def hed_to_rgb(hed: torch.Tensor) -> torch.Tensor:
     """Inverse of :func:`rgb_to_hed` (clamped to [0, 1])."""
     od = torch.einsum("bdhw,dc->bchw", hed, RGB_FROM_HED.to(hed.dtype))
     return torch.exp(-od).clamp(0.0, 1.0)
+
+
+def optical_density_moments(images: torch.Tensor) -> torch.Tensor:
+    """Per-image, per-channel mean and standard deviation of optical density ``(B, 2, 3)``
+    of uint8 crops ``(B, S, S, 3)``."""
+    od = -torch.log(to_float(images).clamp(min=_EPS))
+    return torch.stack([od.mean(dim=(2, 3)), od.std(dim=(2, 3))], dim=1)
+
+
+def match_colour_moments(x: torch.Tensor, reference: torch.Tensor) -> torch.Tensor:
+    """Give float crops ``(B, 3, H, W)`` the optical-density moments ``reference`` ``(B, 2, 3)``
+    (Reinhard-style transfer in optical density, where stains add linearly)."""
+    od = -torch.log(x.clamp(min=_EPS))
+    mean, std = od.mean(dim=(2, 3), keepdim=True), od.std(dim=(2, 3), keepdim=True).clamp(min=1e-3)
+    od = (od - mean) / std * reference[:, 1, :, None, None] + reference[:, 0, :, None, None]
+    return torch.exp(-od.clamp(min=0.0)).clamp(0.0, 1.0)
 
 
 def geometric(
@@ -194,13 +213,22 @@ def augment_batch(
     out_size: int,
     cfg: AugmentConfig,
     generator: torch.Generator | None = None,
+    synthetic: torch.Tensor | None = None,
+    references: torch.Tensor | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Augment cached uint8 crops ``(B, S, S, 3)`` into float model inputs ``(B, 3, out, out)``.
 
+    ``synthetic`` (bool ``(B,)``) marks crops that may take the colour moments of a random
+    row of ``references`` (``(R, 2, 3)`` from :func:`optical_density_moments` of real crops).
     Also returns each image's zoom: a size label no longer holds for a strongly zoomed cell.
     """
     x, zoom = geometric(to_float(images), out_size, cfg, generator)
     batch = x.shape[0]
+    if synthetic is not None and references is not None and len(references) and cfg.reference_colour_prob > 0:
+        chosen = torch.nonzero(synthetic & (torch.rand(batch, generator=generator) < cfg.reference_colour_prob)).flatten()
+        if len(chosen):
+            picks = torch.randint(len(references), (len(chosen),), generator=generator)
+            x[chosen] = match_colour_moments(x[chosen], references[picks])
     if cfg.hed_scale or cfg.hed_shift or cfg.hed_hue:
         x = stain_jitter(x, cfg, generator)
     x = photometric(x, cfg, generator)

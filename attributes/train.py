@@ -19,7 +19,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from smearscope.attributes.augment import augment_batch
+from smearscope.attributes.augment import augment_batch, optical_density_moments
 from smearscope.attributes.cellset import CellSet
 from smearscope.attributes.evaluate import score_predictions
 from smearscope.attributes.losses import MultiHeadLoss, class_balanced_weights
@@ -37,6 +37,7 @@ from smearscope.attributes.training_data import label_counts, training_sets
 from smearscope.datasets.config import save_config, to_dict
 from smearscope.datasets.io import write_bytes_atomic, write_json_atomic, write_text_atomic
 
+SYNTHETIC_SOURCE = "phantom"
 STATE_FILE = "last.pt"
 BEST_FILE = "best.pt"
 
@@ -71,6 +72,16 @@ def _sample_weights(cells: CellSet, source_weights: dict[str, float]) -> torch.T
     if not source_weights:
         return None
     return torch.tensor([float(source_weights.get(s, 1.0)) for s in cells.sources])
+
+
+def _colour_references(cells: CellSet, input_size: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """(which cells are synthetic, optical-density moments of the central input of every real cell)."""
+    synthetic = torch.tensor([s == SYNTHETIC_SOURCE for s in cells.sources], dtype=torch.bool)
+    real = torch.nonzero(~synthetic).flatten()
+    side = cells.images.shape[1]
+    start = (side - input_size) // 2
+    centre = cells.images[real, start:start + input_size, start:start + input_size]
+    return synthetic, torch.cat([optical_density_moments(chunk) for chunk in centre.split(512)]) if len(real) else torch.zeros(0, 2, 3)
 
 
 def _schedule(step: int, total: int, warmup: int) -> float:
@@ -189,6 +200,7 @@ def train_cells(config: CellTrainConfig, work_dir: str | Path) -> Path:
     loss_fn = _loss(train, config)
     row_weights = _type_row_weights(train, optim.balance_beta)
     sample_weights = _sample_weights(train, config.data.source_weights)
+    synthetic, references = _colour_references(train, config.model.input_size)
     size_columns = [j for j, h in enumerate(attribute_heads(train.heads)) if h in SIZE_ATTRIBUTES]
     steps = config.steps_per_epoch or max(1, len(train) // optim.batch_size)
     total, warmup = steps * optim.epochs, int(round(steps * optim.warmup_epochs))
@@ -214,7 +226,8 @@ def train_cells(config: CellTrainConfig, work_dir: str | Path) -> Path:
             for group in optimizer.param_groups:
                 group["lr"] = optim.lr * _schedule(step, total, warmup)
             idx = order[i * optim.batch_size:(i + 1) * optim.batch_size]
-            x, zoom = augment_batch(train.images[idx], config.model.input_size, config.augment, generator)
+            x, zoom = augment_batch(train.images[idx], config.model.input_size, config.augment, generator,
+                                    synthetic[idx], references)
             targets = _without_size_labels(train.attribute_targets[idx], size_columns, zoom, config.augment.size_label_tolerance)
             loss, _ = loss_fn(model(x), train.type_allowed[idx], targets, row_weights[idx])
             optimizer.zero_grad(set_to_none=True)

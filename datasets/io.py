@@ -41,16 +41,25 @@ def write_text_atomic(path: str | Path, text: str) -> Path:
     return write_bytes_atomic(path, text.encode("utf-8"))
 
 
-def write_json_atomic(path: str | Path, data: Any) -> Path:
-    """Write JSON atomically."""
-    return write_text_atomic(path, json.dumps(data, indent=1, default=_json_default))
+def write_json_atomic(path: str | Path, data: Any, indent: int | None = 1) -> Path:
+    """Write strict JSON atomically: numpy values become plain ones, NaN and infinities ``null``."""
+    return write_text_atomic(path, json.dumps(strict_json(data), indent=indent, allow_nan=False))
 
 
-def _json_default(value: Any) -> Any:
-    if isinstance(value, np.generic):
-        return value.item()
+def strict_json(value: Any) -> Any:
+    """``value`` as plain JSON data: numpy scalars and arrays unpacked, non-finite floats ``None``."""
+    if isinstance(value, dict):
+        return {k: strict_json(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [strict_json(v) for v in value]
     if isinstance(value, np.ndarray):
-        return value.tolist()
+        return strict_json(value.tolist())
+    if isinstance(value, np.generic):
+        value = value.item()
+    if isinstance(value, float) and not np.isfinite(value):
+        return None
+    if value is None or isinstance(value, (str, int, float, bool)):
+        return value
     raise TypeError(f"cannot write {type(value).__name__} as JSON")
 
 

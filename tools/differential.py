@@ -12,6 +12,8 @@ REVIEW_FRACTION_FLAG = 0.10
 BLAST_THRESHOLD = 0.20
 # Types counted with blasts ("blasts and blast equivalents").
 BLAST_EQUIVALENTS = ("abnormal_promyelocyte",)
+# Nucleated red cells: outside the WBC count, reported per 100 WBCs.
+NRBC_TYPE = "erythroblast"
 
 
 @dataclass
@@ -31,6 +33,12 @@ class Differential:
         return 100.0 * count / self.total_wbc if self.total_wbc else 0.0
 
     @property
+    def nrbc_per_100_wbc(self) -> float:
+        """Nucleated red cells per 100 white cells, as a manual differential reports them."""
+        nrbc = self.non_wbc_counts.get(NRBC_TYPE, 0)
+        return 100.0 * nrbc / self.total_wbc if self.total_wbc else 0.0
+
+    @property
     def blast_percent(self) -> float:
         """Blasts and blast equivalents as a percentage of white cells."""
         return self.percent(self.blast_count)
@@ -47,6 +55,7 @@ class Differential:
             "blast_percent": round(self.blast_percent, 2),
             "review_count": self.review_count,
             "non_wbc_counts": self.non_wbc_counts,
+            "nrbc_per_100_wbc": round(self.nrbc_per_100_wbc, 2),
             "flags": self.flags,
         }
 
@@ -100,6 +109,10 @@ def _flags(diff: Differential, out_of_focus: bool, scale_uncertain: bool) -> lis
         flags.append(f"Fewer than {MIN_RELIABLE_WBCS} WBCs counted ({diff.total_wbc}): percentages are imprecise")
     if diff.total_wbc and diff.review_count / diff.total_wbc > REVIEW_FRACTION_FLAG:
         flags.append(f"Many cells flagged for review: {diff.review_count} of {diff.total_wbc}")
+    nrbc = diff.non_wbc_counts.get(NRBC_TYPE, 0)
+    if nrbc:
+        per_100 = f"{diff.nrbc_per_100_wbc:.1f} per 100 WBCs" if diff.total_wbc else "no WBCs counted"
+        flags.append(f"Nucleated red cells present: {nrbc} ({per_100})")
     if diff.non_wbc_counts.get("smudge_cell"):
         flags.append(f"Smudge cells present: {diff.non_wbc_counts['smudge_cell']}")
     if out_of_focus:

@@ -9,14 +9,13 @@ Splits are patient-disjoint.
 from __future__ import annotations
 
 import dataclasses
-import json
 from pathlib import Path
 
 import cv2
 import numpy as np
 from tqdm import tqdm
 
-from smearscope.datasets.io import write_bytes_atomic, write_text_atomic
+from smearscope.datasets.io import write_bytes_atomic, write_json_atomic
 from smearscope.datasets.phantom.domains import parse_domains
 from smearscope.datasets.phantom.field import render_field
 from smearscope.datasets.phantom.params import phantom_config
@@ -132,5 +131,5 @@ def generate_leukemiaattri(
     save_leukemiaattri(records, root)
     manifest = {"generator": "smearscope.datasets.phantom", "seed": seed, "fields": fields, "size": size,
                 "domains": [d.name for d in specs], "splits": list(splits), "test_fraction": test_fraction}
-    write_text_atomic(Path(out_dir) / "phantom_manifest.json", json.dumps(manifest, indent=1))
+    write_json_atomic(Path(out_dir) / "phantom_manifest.json", manifest)
     return root

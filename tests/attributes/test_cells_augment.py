@@ -15,13 +15,16 @@ from smearscope.attributes.augment import (
     geometric,
     hed_to_rgb,
     jpeg_like,
+    match_colour_moments,
+    optical_density_moments,
     rgb_to_hed,
     stain_jitter,
     to_float,
 )
 
 OFF = AugmentConfig(scale_jitter=0.0, rotate=False, flip=False, translate=0.0, hed_scale=0.0, hed_shift=0.0, hed_hue=0.0, tint=0.0,
-                    brightness=0.0, contrast=0.0, gamma=0.0, saturation=0.0, blur_prob=0.0, jpeg_prob=0.0, noise_std=0.0)
+                    brightness=0.0, contrast=0.0, gamma=0.0, saturation=0.0, blur_prob=0.0, jpeg_prob=0.0, noise_std=0.0,
+                    reference_colour_prob=0.0)
 
 
 def _smooth_image(seed: int = 0, size: int = 64) -> np.ndarray:
@@ -110,3 +113,28 @@ def test_augment_batch_is_deterministic_for_a_seed_and_in_range():
 def test_centre_crop_refuses_crops_smaller_than_the_input():
     with pytest.raises(ValueError, match="smaller than the input"):
         center_batch(torch.zeros(1, 16, 16, 3, dtype=torch.uint8), 32)
+
+
+def test_colour_matching_gives_the_reference_moments_and_keeps_structure():
+    source = torch.from_numpy(np.stack([_smooth_image(1), _smooth_image(2)]))
+    reference = torch.from_numpy(np.stack([_smooth_image(3), _smooth_image(4)]) // 2 + 60)
+    target = optical_density_moments(reference)
+    matched = match_colour_moments(to_float(source), target)
+    got = optical_density_moments((matched * 255).round().to(torch.uint8).permute(0, 2, 3, 1))
+    np.testing.assert_allclose(got.numpy(), target.numpy(), atol=0.02)
+    # per channel an increasing map: the ranking of pixel intensities survives
+    before, after = to_float(source)[0, 0].flatten(), matched[0, 0].flatten()
+    assert torch.corrcoef(torch.stack([before.argsort().argsort().float(), after.argsort().argsort().float()]))[0, 1] > 0.99
+
+
+def test_only_synthetic_crops_take_reference_colours():
+    crops = torch.from_numpy(np.stack([_smooth_image(5), _smooth_image(6)]))
+    references = optical_density_moments(torch.from_numpy(_smooth_image(7)[None] // 3 + 100))
+    config = AugmentConfig(**{**OFF.__dict__, "reference_colour_prob": 1.0})
+    synthetic = torch.tensor([True, False])
+    out, _ = augment_batch(crops, 64, config, torch.Generator().manual_seed(0), synthetic, references)
+    plain, _ = augment_batch(crops, 64, OFF)
+    assert torch.equal(out[1], plain[1])
+    assert (out[0] - plain[0]).abs().mean() > 0.05
+    np.testing.assert_allclose(optical_density_moments((out[:1] * 255).round().to(torch.uint8).permute(0, 2, 3, 1)).numpy(),
+                               references.numpy(), atol=0.02)

@@ -1,5 +1,7 @@
 """Checked image reads and atomic writes."""
 
+import json
+
 import cv2
 import numpy as np
 import pytest
@@ -50,3 +52,16 @@ def test_atomic_writes_leave_no_temporary_files(tmp_path):
     assert [p.name for p in (tmp_path / "d").iterdir()] == ["x.json"]
     with pytest.raises(ValueError, match="x.json: malformed JSON"):
         read_json(tmp_path / "d" / "x.json")
+
+
+def test_json_is_strict_with_numpy_and_non_finite_values(tmp_path):
+    data = {"ap": float("nan"), "ratio": np.float32("inf"), "n": np.int32(4), "xs": np.array([1.5, -np.inf]),
+            "nested": [{"v": np.float64("nan")}, (1, "a", None, True)]}
+    path = write_json_atomic(tmp_path / "m.json", data)
+    text = path.read_text()
+    assert "NaN" not in text and "Infinity" not in text
+    assert json.loads(text) == {"ap": None, "ratio": None, "n": 4, "xs": [1.5, None],
+                                "nested": [{"v": None}, [1, "a", None, True]]}
+    with pytest.raises(TypeError, match="cannot write object as JSON"):
+        write_json_atomic(tmp_path / "bad.json", {"x": object()})
+    assert not (tmp_path / "bad.json").exists()

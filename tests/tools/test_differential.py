@@ -38,3 +38,13 @@ def test_small_normal_count_is_flagged_as_imprecise_only():
 def test_mismatched_lengths_raise():
     with pytest.raises(ValueError, match="review has 1"):
         differential_count(["lymphocyte", "monocyte"], [False])
+
+
+def test_nucleated_red_cells_are_reported_per_100_white_cells():
+    types = ["lymphocyte"] * 150 + ["segmented_neutrophil"] * 50 + ["erythroblast"] * 7
+    diff = differential_count(types, [False] * len(types))
+    assert diff.total_wbc == 200
+    assert diff.nrbc_per_100_wbc == pytest.approx(3.5)
+    assert diff.as_dict()["nrbc_per_100_wbc"] == 3.5
+    assert diff.flags == ["Nucleated red cells present: 7 (3.5 per 100 WBCs)"]
+    assert differential_count(["lymphocyte"], [False]).nrbc_per_100_wbc == 0.0
