@@ -66,7 +66,7 @@ class ExplainConfig:
 
 @dataclass
 class CellExplanation:
-    """One cell's call and why (field names as in ``smearscope.tools.results.CellResult``)."""
+    """One cell's call and why: type, attributes, the rationale linking them, and review flags."""
 
     cell_type: str
     group: str

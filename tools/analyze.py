@@ -2,7 +2,8 @@
 
 ``make_capture_job(options)`` loads the detector and the cell model once and returns
 ``analyze_one(capture, folder) -> dict``, which writes one capture's outputs into ``folder``;
-the local and Ray engines run it over a batch.
+the local and Ray engines run it over a batch. Cells are cropped, typed and explained a chunk
+at a time (``call_cells``), so a stitched slide with tens of thousands of cells fits in memory.
 """
 
 from __future__ import annotations
@@ -10,17 +11,25 @@ from __future__ import annotations
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Callable
+from typing import TYPE_CHECKING, Callable
 
 import numpy as np
 
 from smearscope.datasets.records import Domain, ImageRecord
+
+if TYPE_CHECKING:
+    from smearscope.attributes.model import CellNet
+    from smearscope.detect.capture import CaptureReader
+    from smearscope.detect.detections import Detections
+    from smearscope.tools.results import CellResult
 
 MIN_RBC_CONFIDENCE = 0.05  # below this the red-cell estimate was seen to be off by up to 30%
 ASSUMED_MAGNIFICATION = "100X"  # the objective of manual differentials, when nothing else is known
 OVERVIEW_MAX_SIDE = 4096
 SETTINGS_FILE = "settings.json"
 OVERVIEW_STRIP_PIXELS = 16_000_000  # pixels read at once while building the overview
+CELL_CHUNK = 1024  # cells cropped, typed and explained at once: memory stays bounded on huge slides
+PREDICT_BATCH = 64  # crops the cell model sees at once
 
 
 @dataclass
@@ -86,14 +95,67 @@ def sidecar_scale(capture: Path) -> float | None:
     return float(value)
 
 
-def focus_measure(crops: np.ndarray) -> float | None:
-    """Median variance of the Laplacian over cell crops taken at one physical scale."""
+def sharpness(crops: np.ndarray) -> list[float]:
+    """Variance of the Laplacian of each cell crop (crops taken at one physical scale)."""
     import cv2
 
-    if len(crops) == 0:
-        return None
-    values = [cv2.Laplacian(cv2.cvtColor(c, cv2.COLOR_RGB2GRAY), cv2.CV_64F).var() for c in crops]
-    return float(np.median(values))
+    return [float(cv2.Laplacian(cv2.cvtColor(c, cv2.COLOR_RGB2GRAY), cv2.CV_64F).var()) for c in crops]
+
+
+@dataclass
+class CellCalls:
+    """What the cell stage keeps of a capture: its cells, its focus and the gallery's thumbnails."""
+
+    cells: list[CellResult]  # in detection order
+    focus: float | None  # median sharpness of the cells; None without cells
+    thumbnails: dict[int, bytes]  # JPEG of each cell the report's gallery shows, by cell index
+
+
+def call_cells(
+    reader: CaptureReader,
+    detections: Detections,
+    model: CellNet,
+    heads: dict[str, list[str]],
+    um_per_px: float,
+    chunk_size: int = CELL_CHUNK,
+    predict_batch: int = PREDICT_BATCH,
+    gallery_per_type: int | None = None,
+) -> CellCalls:
+    """Crop, type and explain the detected cells, reading ``chunk_size`` of them at a time.
+
+    Only the small per-cell results, one sharpness figure per cell and the thumbnails the
+    gallery may show (``gallery_per_type`` per type, default the report's) outlive a chunk,
+    so memory stays bounded however many cells a slide holds. The model always sees the same
+    batches of ``predict_batch`` crops (the few crops past the last full batch of a chunk wait
+    for the next chunk), so the results are the same, bit for bit, for every ``chunk_size``.
+    """
+    from smearscope.attributes.explain import explain_cells
+    from smearscope.attributes.predict import predict_crops
+    from smearscope.tools.report_html import GALLERY_PER_TYPE, GalleryThumbnails
+    from smearscope.tools.results import CellResult
+
+    if chunk_size < 1 or predict_batch < 1:
+        raise ValueError(f"chunk_size and predict_batch must be at least 1, got {chunk_size} and {predict_batch}")
+    cells, focus_values = [], []
+    gallery = GalleryThumbnails(GALLERY_PER_TYPE if gallery_per_type is None else gallery_per_type)
+    size = model.config.input_size
+    waiting, waiting_boxes = np.zeros((0, size, size, 3), np.uint8), []
+    for start in range(0, len(detections), chunk_size):
+        chunk = detections.select(np.arange(start, min(start + chunk_size, len(detections))))
+        crops, kept, _ = read_cell_crops(reader, chunk.xyxy, model, um_per_px)
+        focus_values.extend(sharpness(crops))
+        crops = np.concatenate([waiting, crops]) if len(waiting) else crops
+        boxes = waiting_boxes + [(tuple(float(v) for v in chunk.xyxy[i]), float(chunk.scores[i])) for i in kept]
+        last = start + chunk_size >= len(detections)
+        ready = len(crops) if last else len(crops) - len(crops) % predict_batch
+        explanations = explain_cells(predict_crops(model, crops[:ready], predict_batch), heads)
+        for crop, (box, score), explanation in zip(crops[:ready], boxes[:ready], explanations):
+            cell = CellResult(box, score, explanation)
+            gallery.offer(len(cells), cell, crop)
+            cells.append(cell)
+        waiting, waiting_boxes = crops[ready:].copy(), boxes[ready:]
+    focus = float(np.median(focus_values)) if focus_values else None
+    return CellCalls(cells, focus, gallery.chosen(cells))
 
 
 def read_cell_crops(reader, boxes_xyxy: np.ndarray, model, um_per_px: float):
@@ -102,7 +164,8 @@ def read_cell_crops(reader, boxes_xyxy: np.ndarray, model, um_per_px: float):
 
     cfg = model.config
     half = 0.75 * cfg.crop_um / um_per_px
-    crops, kept, rejected = [], [], []
+    crops = np.empty((len(boxes_xyxy), cfg.input_size, cfg.input_size, 3), np.uint8)
+    kept, rejected = [], []
     for i, box in enumerate(boxes_xyxy):
         cx, cy = (box[0] + box[2]) / 2, (box[1] + box[3]) / 2
         x0, y0 = int(max(0, np.floor(cx - half))), int(max(0, np.floor(cy - half)))
@@ -116,11 +179,9 @@ def read_cell_crops(reader, boxes_xyxy: np.ndarray, model, um_per_px: float):
         if result.rejected:
             rejected.append((i, result.rejected[0][1]))
             continue
-        crops.append(result.crops[0])
+        crops[len(kept)] = result.crops[0]
         kept.append(i)
-    size = cfg.input_size
-    stacked = np.stack(crops) if crops else np.zeros((0, size, size, 3), np.uint8)
-    return stacked, kept, rejected
+    return crops[:len(kept)], kept, rejected
 
 
 def default_weights() -> tuple[Path, Path]:
@@ -171,11 +232,13 @@ def check_settings(out_dir: str | Path, options: AnalyzeOptions) -> None:
     write_json_atomic(path, settings)
 
 
-def make_capture_job(options: AnalyzeOptions) -> Callable[[Path, Path], dict]:
-    """Load both models once; return ``analyze_one(capture, folder) -> result dict``."""
-    from smearscope.attributes.explain import explain_cells, trained_heads
+def make_capture_job(options: AnalyzeOptions, chunk_size: int = CELL_CHUNK) -> Callable[[Path, Path], dict]:
+    """Load both models once; return ``analyze_one(capture, folder) -> result dict``.
+
+    ``chunk_size`` cells are cropped and typed at once (see :func:`call_cells`).
+    """
+    from smearscope.attributes.explain import trained_heads
     from smearscope.attributes.model import load_checkpoint
-    from smearscope.attributes.predict import predict_crops
     from smearscope.datasets.runtime import set_torch_threads
     from smearscope.detect.yolo_predict import load_predictor
 
@@ -188,6 +251,8 @@ def make_capture_job(options: AnalyzeOptions) -> Callable[[Path, Path], dict]:
     wbc_class_ids = {i for i, name in enumerate(predictor.metadata.class_names) if name == "wbc"}
     if not wbc_class_ids:
         raise ValueError(f"{detector_path}: detector has no 'wbc' class (classes: {predictor.metadata.class_names})")
+    if chunk_size < 1:
+        raise ValueError(f"chunk_size must be at least 1, got {chunk_size}")
 
     def analyze_one(capture: Path, folder: Path) -> dict:
         from smearscope.detect.capture import open_capture
@@ -204,13 +269,12 @@ def make_capture_job(options: AnalyzeOptions) -> Callable[[Path, Path], dict]:
             )
             keep = np.array([c in wbc_class_ids for c in detections.class_ids], dtype=bool)
             detections = detections.select(keep)
-            crops, kept, _ = read_cell_crops(reader, detections.xyxy, model, scale.um_per_px)
-            probs = predict_crops(model, crops)
-            explanations = explain_cells(probs, heads)
+            calls = call_cells(reader, detections, model, heads, scale.um_per_px, chunk_size,
+                               gallery_per_type=None if options.report else 0)
             overview = _overview(reader)
-            result = _capture_result(capture, reader, scale, detections, kept, explanations, crops, options)
+            result = _capture_result(capture, reader, scale, calls, options)
         result.seconds = time.perf_counter() - started
-        _write_outputs(result, folder, overview, crops, options)
+        _write_outputs(result, folder, overview, calls.thumbnails, options)
         return result.as_dict()
 
     return analyze_one
@@ -235,27 +299,9 @@ def _overview(reader) -> np.ndarray:
     return np.concatenate(parts)
 
 
-def _capture_result(capture, reader, scale, detections, kept, explanations, crops, options):
-    from smearscope.tools.results import CaptureResult, CellResult
+def _capture_result(capture, reader, scale: ScaleDecision, calls: CellCalls, options: AnalyzeOptions):
+    from smearscope.tools.results import CaptureResult
 
-    cells = []
-    for row, index in enumerate(kept):
-        ex = explanations[row]
-        cells.append(CellResult(
-            box_xyxy=tuple(float(v) for v in detections.xyxy[index]),
-            detection_score=float(detections.scores[index]),
-            cell_type=ex.cell_type,
-            group=ex.group,
-            type_probability=ex.type_probability,
-            top_types=ex.top_types,
-            attributes=ex.attributes,
-            attribute_probabilities=ex.attribute_probabilities,
-            rationale=ex.rationale,
-            consistency=None if ex.consistency is None else float(ex.consistency),
-            review=ex.review,
-            review_reasons=list(ex.review_reasons),
-        ))
-    focus = focus_measure(crops)
     return CaptureResult(
         capture=str(capture),
         width=reader.width,
@@ -263,9 +309,9 @@ def _capture_result(capture, reader, scale, detections, kept, explanations, crop
         um_per_px=scale.um_per_px,
         scale_source=scale.source,
         scale_confidence=scale.confidence,
-        focus=focus,
-        out_of_focus=focus is not None and focus < options.focus_threshold,
-        cells=cells,
+        focus=calls.focus,
+        out_of_focus=calls.focus is not None and calls.focus < options.focus_threshold,
+        cells=calls.cells,
     )
 
 
@@ -274,20 +320,21 @@ def result_record(result) -> ImageRecord:
     from smearscope.datasets.schema import attribute_specs
 
     known = attribute_specs()
-    names = sorted({n for c in result.cells for n in c.attributes if n in known})
+    names = sorted({n for c in result.cells for n in c.explanation.attributes if n in known})
     return ImageRecord(
         path=result.capture,
         width=result.width,
         height=result.height,
         domain=Domain(source="smearscope", um_per_px=result.um_per_px),
         boxes_xyxy=np.array([c.box_xyxy for c in result.cells], dtype=np.float64).reshape(-1, 4),
-        cell_types=[c.cell_type for c in result.cells],
-        attributes={n: [c.attributes.get(n, "unknown") for c in result.cells] for n in names},
+        cell_types=[c.explanation.cell_type for c in result.cells],
+        attributes={n: [c.explanation.attributes.get(n, "unknown") for c in result.cells] for n in names},
         scores=np.array([c.detection_score for c in result.cells], dtype=np.float64),
     )
 
 
-def _write_outputs(result, folder: Path, overview: np.ndarray, crops: np.ndarray, options: AnalyzeOptions) -> None:
+def _write_outputs(result, folder: Path, overview: np.ndarray, thumbnails: dict[int, bytes],
+                   options: AnalyzeOptions) -> None:
     from smearscope.datasets.formats.coco import save_coco
     from smearscope.datasets.io import write_json_atomic
     from smearscope.tools.outputs import draw_overlay, write_cells_csv, write_geojson, write_png
@@ -300,4 +347,4 @@ def _write_outputs(result, folder: Path, overview: np.ndarray, crops: np.ndarray
     scale = overview.shape[1] / result.width
     write_png(draw_overlay(overview, result, box_scale=scale), folder / "overlay.png")
     if options.report:
-        write_report(result, list(crops), "overlay.png", folder / "report.html")
+        write_report(result, thumbnails, "overlay.png", folder / "report.html")

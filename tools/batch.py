@@ -79,9 +79,24 @@ def output_names(captures: list[Path | str]) -> dict[Path | str, str]:
     for capture in captures:
         name = capture_stem(capture)
         if stems[name] > 1:
-            name += "-" + hashlib.sha1(str(capture).encode()).hexdigest()[:8]
+            name += "-" + _short_hash(capture)
         names[capture] = name
     return names
+
+
+def output_folder(out_dir: Path, capture: Path | str, name: str) -> Path:
+    """Where ``capture``'s results go: ``out_dir/name`` (``name`` from ``output_names``), unless
+    that folder holds another capture's result (from an earlier run into ``out_dir``); then
+    ``name`` plus a short hash of the capture, so that no capture replaces another's result."""
+    final = out_dir / name
+    saved = saved_signature(final)
+    if saved is not None and saved.get("capture") != str(capture):
+        final = out_dir / f"{name}-{_short_hash(capture)}"
+    return final
+
+
+def _short_hash(capture: Path | str) -> str:
+    return hashlib.sha1(str(capture).encode()).hexdigest()[:8]
 
 
 def input_signature(capture: Path) -> dict:
@@ -158,11 +173,8 @@ def run_batch(
     names = output_names(captures)
     bar = tqdm(captures, desc="captures", unit="capture", disable=not progress, file=sys.stderr)
     for capture in bar:
-        final = out_dir / names[capture]
         try:
-            saved = saved_signature(final)
-            if saved is not None and saved.get("capture") != str(capture):
-                final = out_dir / f"{final.name}-{hashlib.sha1(str(capture).encode()).hexdigest()[:8]}"
+            final = output_folder(out_dir, capture, names[capture])
             if is_done(final, capture):
                 summary.skipped.append(str(capture))
                 continue

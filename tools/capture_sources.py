@@ -11,12 +11,7 @@ from __future__ import annotations
 
 import csv
 import re
-import shutil
-import tempfile
-from contextlib import contextmanager
-from pathlib import Path, PurePosixPath
-from typing import Iterator
-from urllib.parse import urlsplit
+from pathlib import Path
 
 from smearscope.tools.batch import collect_captures
 
@@ -113,19 +108,13 @@ def remote_signature(url: str) -> dict:
     return {"capture": url, "size": info.get("size"), "version": None if version is None else str(version)}
 
 
-@contextmanager
-def local_copy(url: str) -> Iterator[Path]:
-    """A local temporary copy of a remote capture (same file name), removed afterwards."""
+def fetch(url: str, target: Path) -> Path:
+    """Copy the capture at ``url`` to the local file ``target``; return ``target``."""
     fs, path = _filesystem(url)
-    folder = Path(tempfile.mkdtemp(prefix="smearscope-capture-"))
     try:
-        target = folder / (PurePosixPath(urlsplit(url).path).name or "capture")
-        try:
-            fs.get_file(path, str(target))
-        except FileNotFoundError:
-            raise ValueError(f"{url}: no such file") from None
-        except OSError as exc:
-            raise ValueError(f"{url}: cannot be copied ({exc})") from None
-        yield target
-    finally:
-        shutil.rmtree(folder, ignore_errors=True)
+        fs.get_file(path, str(target))
+    except FileNotFoundError:
+        raise ValueError(f"{url}: no such file") from None
+    except OSError as exc:
+        raise ValueError(f"{url}: cannot be copied ({exc})") from None
+    return target

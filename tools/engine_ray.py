@@ -3,12 +3,15 @@
 Captures are dispatched with ``ray.data.from_items(...).map_batches(CaptureWorker, ...)``:
 a pool of model-holding actors, each calling the job factory once (weights load once per
 worker), then analysing captures one folder at a time with the same temporary-folder-and-
-rename scheme as ``smearscope.tools.batch.run_batch``. Folder names, files and
-``result.json`` are the same as the local engine's for the same inputs.
+rename scheme as ``smearscope.tools.batch.run_batch``. Folder names (``output_names`` and
+``output_folder``: a capture never replaces another's result, also one from an earlier run),
+files and ``result.json`` are the same as the local engine's for the same inputs.
 
 Every worker must see ``out_dir`` at the same path (one machine, or a shared file system)
-and local input paths at the same paths; URLs are copied to a local temporary file by the
-worker that analyses them. A worker that dies (killed, out of memory) is restarted by Ray
+and local input paths at the same paths. The worker that analyses a URL copies it into a
+hidden temporary folder beside the capture's output folder (removed afterwards; left over
+by a killed worker, it is removed at the end of the run), and the results name the URL
+wherever the job wrote the copy's path. A worker that dies (killed, out of memory) is restarted by Ray
 and its captures retried; a capture that was finished before the death is found done and
 not redone, and one that has stopped its worker ``max_attempts`` times is listed as failed.
 Ray is imported only inside these functions.
@@ -16,8 +19,12 @@ Ray is imported only inside these functions.
 
 from __future__ import annotations
 
+import csv
 import functools
 import glob
+import html
+import io
+import json
 import logging
 import os
 import secrets
@@ -26,8 +33,9 @@ import sys
 import tempfile
 from contextlib import contextmanager
 from dataclasses import dataclass
-from pathlib import Path
-from typing import Callable, Iterator
+from pathlib import Path, PurePosixPath
+from typing import Any, Callable, Iterator
+from urllib.parse import urlsplit
 
 from smearscope.datasets.io import write_json_atomic, write_text_atomic
 from smearscope.tools.batch import (
@@ -35,10 +43,11 @@ from smearscope.tools.batch import (
     analyze_into,
     failure_reason,
     input_signature,
+    output_folder,
     output_names,
     saved_signature,
 )
-from smearscope.tools.capture_sources import is_url, local_copy, remote_signature, resolve_inputs
+from smearscope.tools.capture_sources import fetch, is_url, remote_signature, resolve_inputs
 
 RAY_MISSING = "the Ray engine needs Ray, which is not installed: pip install 'smearscope[ray]'"
 DONE, FAILED = "done", "failed"
@@ -106,13 +115,81 @@ def _analyze(item: str, final: Path, job: Callable[[Path, Path], dict]) -> tuple
         analyze_into(Path(item), final, job)
         return DONE, ""
     signature = remote_signature(item)
-    with local_copy(item) as local:
-        try:
-            analyze_into(local, final, job, signature)
-        except Exception as exc:  # name the URL, not the temporary copy
-            reason = failure_reason(item, exc)
-            return FAILED, reason.replace(f"{item}: {local}", item).replace(str(local), item)
+    # Named like analyze_into's work folders, so that the copy a killed worker leaves is
+    # removed with them (_remove_leftovers).
+    copy_folder = Path(tempfile.mkdtemp(prefix=f".{final.name}.", suffix=".tmp", dir=final.parent))
+    local = copy_folder / (PurePosixPath(urlsplit(item).path).name or "capture")
+    try:
+        fetch(item, local)
+        analyze_into(local, final, _naming_url(job, local, item), signature)
+    except Exception as exc:  # name the URL, not the temporary copy
+        reason = failure_reason(item, exc)
+        return FAILED, reason.replace(f"{item}: {local}", item).replace(str(local), item)
+    finally:
+        shutil.rmtree(copy_folder, ignore_errors=True)
     return DONE, ""
+
+
+def _naming_url(job: Callable[[Path, Path], dict], local: Path, url: str) -> Callable[[Path, Path], dict]:
+    """``job`` run on ``local``, a copy of the capture at ``url``, with results that name ``url``.
+
+    Wherever the job wrote the copy's path, in the returned data or in the text files it
+    wrote (JSON, HTML, CSV as each writes it, other text as it is), the URL is written instead.
+    """
+
+    def run(capture: Path, folder: Path) -> dict:
+        result = job(capture, folder)
+        for path in sorted(folder.rglob("*")):
+            if path.is_file():
+                _name_url_in_file(path, str(local), url)
+        return _with_url(result, str(local), url)
+
+    return run
+
+
+def _with_url(value: Any, local: str, url: str) -> Any:
+    """``value`` (JSON-like data) with ``local`` replaced by ``url`` in every string."""
+    if isinstance(value, str):
+        return value.replace(local, url)
+    if isinstance(value, dict):
+        return {key: _with_url(item, local, url) for key, item in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_with_url(item, local, url) for item in value]
+    return value
+
+
+def _name_url_in_file(path: Path, local: str, url: str) -> None:
+    """Rewrite the text file ``path`` with ``url`` where it names ``local``; other files stay."""
+    try:
+        text = path.read_bytes().decode("utf-8")
+    except UnicodeDecodeError:
+        return  # not text (an image ...)
+    suffix = path.suffix.lower()
+    if suffix in (".json", ".geojson"):
+        named = text
+        for ascii_only in (True, False):  # JSON string escapes apply character by character
+            named = named.replace(json.dumps(local, ensure_ascii=ascii_only)[1:-1],
+                                  json.dumps(url, ensure_ascii=ascii_only)[1:-1])
+    elif suffix in (".html", ".htm", ".xml", ".svg"):
+        named = text.replace(html.escape(local), html.escape(url))
+        named = named.replace(html.escape(local, quote=False), html.escape(url))
+    elif suffix == ".csv":
+        named = _csv_with_url(text, local, url)
+    else:
+        named = text.replace(local, url)
+    if named != text:
+        write_text_atomic(path, named)
+
+
+def _csv_with_url(text: str, local: str, url: str) -> str:
+    """CSV ``text`` with ``local`` replaced by ``url`` in every field, quoted as the URL needs."""
+    rows = list(csv.reader(io.StringIO(text, newline="")))
+    if not any(local in field for row in rows for field in row):
+        return text
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\r\n" if "\r\n" in text else "\n")
+    writer.writerows([[field.replace(local, url) for field in row] for row in rows])
+    return buffer.getvalue()
 
 
 class CaptureWorker:
@@ -286,27 +363,27 @@ def _run_here(
     out_dir.mkdir(parents=True, exist_ok=True)
     names = output_names(captures)
     summary = BatchSummary()
-    pending: list[Path | str] = []
+    pending: dict[Path | str, Path] = {}  # capture -> its output folder
     with tqdm(total=len(captures), desc="captures", unit="capture", disable=not progress, file=sys.stderr) as bar:
         for capture in captures:
-            final = out_dir / names[capture]
+            final = output_folder(out_dir, capture, names[capture])
             if item_is_done(capture, final):
                 summary.skipped.append(str(capture))
                 bar.update()
             else:
                 attempts_file(final).unlink(missing_ok=True)
-                pending.append(capture)
+                pending[capture] = final
         outcomes: dict[str, tuple[str, str]] = {}
         if pending:
             with ray_session(address) as ray:
-                items = [{"capture": str(capture), "folder": str(out_dir / names[capture])} for capture in pending]
+                items = [{"capture": str(capture), "folder": str(final)} for capture, final in pending.items()]
                 for row in _dispatch(ray, items, job_factory, pool):
                     outcomes[row["capture"]] = (row["status"], row["reason"])
                     if row["status"] == FAILED:
                         bar.write(f"failed: {row['reason']}", file=sys.stderr)
                     bar.update()
-    for capture in pending:
-        _remove_leftovers(out_dir / names[capture])
+    for capture, final in pending.items():
+        _remove_leftovers(final)
         status, reason = outcomes.get(str(capture), (FAILED, f"{capture}: no result came back from the Ray workers"))
         if status == DONE:
             summary.done.append(str(capture))
@@ -317,7 +394,8 @@ def _run_here(
 
 
 def _remove_leftovers(final: Path) -> None:
-    """Remove the temporary folders that killed workers left beside ``final`` (see analyze_into)."""
+    """Remove the temporary folders (work folders of analyze_into, copies of URLs) that killed
+    workers left beside ``final``."""
     for stale in final.parent.glob(f".{glob.escape(final.name)}.????????.tmp"):
         shutil.rmtree(stale, ignore_errors=True)
     attempts_file(final).unlink(missing_ok=True)

@@ -4,12 +4,11 @@ from __future__ import annotations
 
 import csv
 import io
-import json
 from pathlib import Path
 
 import numpy as np
 
-from smearscope.datasets.io import write_bytes_atomic, write_text_atomic
+from smearscope.datasets.io import write_bytes_atomic, write_json_atomic, write_text_atomic
 from smearscope.tools.results import CaptureResult
 
 MAX_LABELLED_CELLS = 60  # above this, boxes are coloured by type but not labelled
@@ -21,18 +20,19 @@ CSV_FIXED_COLUMNS = (
 
 def write_cells_csv(result: CaptureResult, path: str | Path) -> Path:
     """One row per cell: box, type, probabilities, every attribute with its probability."""
-    attribute_names = sorted({name for cell in result.cells for name in cell.attributes})
+    attribute_names = sorted({name for cell in result.cells for name in cell.explanation.attributes})
     buffer = io.StringIO()
     writer = csv.writer(buffer)
     writer.writerow(list(CSV_FIXED_COLUMNS) + attribute_names + [f"{n}_probability" for n in attribute_names])
     for i, cell in enumerate(result.cells):
         x1, y1, x2, y2 = cell.box_xyxy
+        ex = cell.explanation
         writer.writerow(
             [i, f"{x1:.1f}", f"{y1:.1f}", f"{x2:.1f}", f"{y2:.1f}", f"{cell.detection_score:.4f}",
-             cell.cell_type, cell.group, f"{cell.type_probability:.4f}", "" if cell.consistency is None else f"{cell.consistency:.3f}",
-             int(cell.review), "; ".join(cell.review_reasons), cell.rationale]
-            + [cell.attributes.get(n, "unknown") for n in attribute_names]
-            + [f"{cell.attribute_probabilities.get(n, 0.0):.4f}" for n in attribute_names]
+             ex.cell_type, ex.group, f"{ex.type_probability:.4f}", "" if ex.consistency is None else f"{ex.consistency:.3f}",
+             int(ex.review), "; ".join(ex.review_reasons), ex.rationale]
+            + [ex.attributes.get(n, "unknown") for n in attribute_names]
+            + [f"{ex.attribute_probabilities.get(n, 0.0):.4f}" for n in attribute_names]
         )
     return write_text_atomic(path, buffer.getvalue())
 
@@ -43,19 +43,20 @@ def geojson_dict(result: CaptureResult) -> dict:
     for i, cell in enumerate(result.cells):
         x1, y1, x2, y2 = (round(v, 2) for v in cell.box_xyxy)
         r, g, b = cell.colour
+        ex = cell.explanation
         features.append({
             "type": "Feature",
             "id": f"cell-{i}",
             "geometry": {"type": "Polygon", "coordinates": [[[x1, y1], [x2, y1], [x2, y2], [x1, y2], [x1, y1]]]},
             "properties": {
                 "objectType": "detection",
-                "classification": {"name": cell.cell_type, "color": [r, g, b]},
+                "classification": {"name": ex.cell_type, "color": [r, g, b]},
                 "measurements": {"detection_score": cell.detection_score,
-                                 "type_probability": cell.type_probability,
-                                 "consistency": cell.consistency},
-                "attributes": cell.attributes,
-                "review": cell.review,
-                "rationale": cell.rationale,
+                                 "type_probability": ex.type_probability,
+                                 "consistency": ex.consistency},
+                "attributes": ex.attributes,
+                "review": ex.review,
+                "rationale": ex.rationale,
             },
         })
     return {"type": "FeatureCollection", "features": features}
@@ -63,7 +64,7 @@ def geojson_dict(result: CaptureResult) -> dict:
 
 def write_geojson(result: CaptureResult, path: str | Path) -> Path:
     """Write the cells as GeoJSON, atomically."""
-    return write_text_atomic(path, json.dumps(geojson_dict(result)))
+    return write_json_atomic(path, geojson_dict(result), indent=None)
 
 
 def draw_overlay(overview: np.ndarray, result: CaptureResult, box_scale: float = 1.0) -> np.ndarray:
@@ -75,10 +76,10 @@ def draw_overlay(overview: np.ndarray, result: CaptureResult, box_scale: float =
     labelled = len(result.cells) <= MAX_LABELLED_CELLS
     for cell in result.cells:
         x1, y1, x2, y2 = (int(round(v * box_scale)) for v in cell.box_xyxy)
-        colour = cell.colour
-        cv2.rectangle(canvas, (x1, y1), (x2, y2), colour, thickness + (1 if cell.review else 0))
+        colour, review = cell.colour, cell.explanation.review
+        cv2.rectangle(canvas, (x1, y1), (x2, y2), colour, thickness + (1 if review else 0))
         if labelled:
-            label = cell.cell_type + ("?" if cell.review else "")
+            label = cell.explanation.cell_type + ("?" if review else "")
             cv2.putText(canvas, label, (x1, max(10, y1 - 3)), cv2.FONT_HERSHEY_SIMPLEX,
                         0.45 * thickness, colour, thickness, cv2.LINE_AA)
     return canvas

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, fields
 
+from smearscope.attributes.explain import CellExplanation
 from smearscope.tools.differential import Differential, differential_count
 
 # One colour (RGB) per cell-type group, for overlays, reports and GeoJSON.
@@ -24,29 +25,29 @@ GROUP_COLOURS: dict[str, tuple[int, int, int]] = {
     "artifact": (90, 90, 90),
 }
 DEFAULT_COLOUR = (200, 200, 200)
+# Explanation fields left out of result.json (each cell's entry keeps its established keys).
+UNWRITTEN_EXPLANATION_FIELDS = ("best_supported_type",)
 
 
 @dataclass
 class CellResult:
-    """One detected cell: box in capture pixels, type, attributes and the explanation."""
+    """One detected cell: its box in capture pixels, the detector's score, and its explained call."""
 
     box_xyxy: tuple[float, float, float, float]
     detection_score: float
-    cell_type: str
-    group: str
-    type_probability: float
-    top_types: dict[str, float]
-    attributes: dict[str, str]
-    attribute_probabilities: dict[str, float]
-    rationale: str
-    consistency: float | None  # None when no type-typical profile describes the type
-    review: bool
-    review_reasons: list[str] = field(default_factory=list)
+    explanation: CellExplanation
 
     @property
     def colour(self) -> tuple[int, int, int]:
         """The display colour of this cell's group."""
-        return GROUP_COLOURS.get(self.group, DEFAULT_COLOUR)
+        return GROUP_COLOURS.get(self.explanation.group, DEFAULT_COLOUR)
+
+    def as_dict(self) -> dict:
+        """Plain data for JSON outputs: box and score, then the explanation's fields."""
+        explanation = asdict(self.explanation)
+        for name in UNWRITTEN_EXPLANATION_FIELDS:
+            del explanation[name]
+        return {"box_xyxy": self.box_xyxy, "detection_score": self.detection_score, **explanation}
 
 
 @dataclass
@@ -72,14 +73,15 @@ class CaptureResult:
     def differential(self) -> Differential:
         """The differential count of this capture's cells."""
         return differential_count(
-            [c.cell_type for c in self.cells],
-            [c.review for c in self.cells],
+            [c.explanation.cell_type for c in self.cells],
+            [c.explanation.review for c in self.cells],
             out_of_focus=self.out_of_focus,
             scale_uncertain=self.scale_uncertain,
         )
 
     def as_dict(self) -> dict:
         """Plain data for JSON outputs."""
-        data = asdict(self)
+        data = {f.name: getattr(self, f.name) for f in fields(self)}
+        data["cells"] = [c.as_dict() for c in self.cells]
         data["differential"] = self.differential().as_dict()
         return data

@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import argparse
+import csv
 import functools
+import html
+import io
 import json
 import os
 import signal
@@ -16,6 +19,7 @@ import pytest
 
 from smearscope.datasets.io import read_image, write_json_atomic, write_text_atomic
 from smearscope.tools.batch import collect_captures, run_batch
+from smearscope.tools.batch_summary import write_batch_summary
 from smearscope.tools.capture_sources import read_manifest, resolve_inputs
 from smearscope.tools.engine_ray import run_batch_ray, ray_session
 from smearscope.tools.engines import add_engine_arguments, run_with_engine
@@ -197,6 +201,102 @@ def test_urls_in_a_manifest_are_copied_analysed_and_skipped_on_rerun(tmp_path, r
 
 def colour_stats_factory():
     return colour_stats
+
+
+def test_a_later_run_never_replaces_another_captures_folder_as_with_the_local_engine(tmp_path, ray_cluster):
+    first = make_captures(tmp_path / "a", 1)[0]
+    second = make_captures(tmp_path / "b", 2)[0]  # the same stem, other pixels
+    ray_out, local_out = tmp_path / "ray", tmp_path / "local"
+    assert run_batch_ray([first], ray_out, colour_stats_factory, num_actors=1, progress=False).done == [str(first)]
+    results_of_first = tree(ray_out / "c0")
+    assert run_batch_ray([second], ray_out, colour_stats_factory, num_actors=1, progress=False).done == [str(second)]
+    assert tree(ray_out / "c0") == results_of_first, "the first capture's results stay intact"
+    for capture in (first, second):
+        assert run_batch([capture], local_out, colour_stats, progress=False).done == [str(capture)]
+    assert tree(ray_out) == tree(local_out), "the local engine's folders, files and bytes"
+    folders = sorted(p.name for p in ray_out.iterdir() if p.is_dir())
+    assert folders[0] == "c0" and folders[1].startswith("c0-") and len(folders) == 2
+    for folder, capture in zip(folders, (first, second)):
+        assert json.loads((ray_out / folder / "result.json").read_text())["input"]["capture"] == str(capture)
+
+    done_files = {p: p.stat().st_mtime_ns for p in ray_out.glob("*/result.json")}
+    for capture in (first, second):
+        again = run_batch_ray([capture], ray_out, broken_factory, progress=False)
+        assert again.skipped == [str(capture)] and again.done == [] and again.failed == {}
+    assert {p: p.stat().st_mtime_ns for p in ray_out.glob("*/result.json")} == done_files
+
+
+def naming_factory(given: Path, kill_marker: Path):
+    """A job that names its capture in JSON, HTML, CSV and plain text outputs, keeps in ``given``
+    the local file it was handed, and kills its worker once while ``kill_marker`` exists."""
+
+    def job(capture: Path, folder: Path) -> dict:
+        write_text_atomic(given / str(len(list(given.iterdir()))), str(capture))
+        if kill_marker.exists():
+            kill_marker.unlink()
+            os.kill(os.getpid(), signal.SIGKILL)
+        name = str(capture)
+        write_json_atomic(folder / "facts.json", {"capture": name, "note": f"read {name}"})
+        write_text_atomic(folder / "report.html", f"<td>{html.escape(name)}</td>")
+        table = io.StringIO()
+        csv.writer(table).writerows([["capture", "cells"], [name, 0]])
+        write_text_atomic(folder / "cells.csv", table.getvalue())
+        write_text_atomic(folder / "source.txt", name)
+        return {"capture": name, "sources": [name], **colour_stats(capture, folder)}
+
+    return job
+
+
+def test_url_results_name_the_url_and_every_local_copy_is_removed_even_after_a_kill(tmp_path, ray_cluster):
+    # A name that JSON (non-ASCII), HTML (&) and CSV (,) each write in their own way.
+    source = tmp_path / "in" / "smear-\u00e9&1,2.png"
+    source.parent.mkdir()
+    source.write_bytes(cv2.imencode(".png", np.full((10, 14, 3), 90, np.uint8))[1].tobytes())
+    url = f"file://{source}"
+    given, kill_marker = tmp_path / "given", tmp_path / "kill-once"
+    given.mkdir()
+    kill_marker.write_text("")
+    out = tmp_path / "out"
+    summary = run_batch_ray([url], out, functools.partial(naming_factory, given, kill_marker),
+                            num_actors=1, progress=False)
+
+    assert summary.done == [url] and not kill_marker.exists(), "the first attempt killed its worker"
+    copies = [Path(p.read_text()) for p in given.iterdir()]
+    assert len(copies) == 2 and all(c.name == source.name for c in copies)
+    assert not any(c.exists() or c.parent.exists() for c in copies), "no local copy is left behind"
+    assert sorted(p.name for p in out.iterdir()) == ["batch.json", source.stem], "nothing else in --out"
+
+    folder = out / source.stem
+    assert json.loads((folder / "facts.json").read_text()) == {"capture": url, "note": f"read {url}"}
+    assert (folder / "report.html").read_text() == f"<td>{html.escape(url)}</td>"
+    with (folder / "cells.csv").open(newline="") as handle:
+        assert list(csv.reader(handle)) == [["capture", "cells"], [url, "0"]]
+    assert (folder / "source.txt").read_text() == url
+    saved = json.loads((folder / "result.json").read_text())
+    assert saved["capture"] == url and saved["sources"] == [url] and saved["input"]["capture"] == url
+    assert saved["width"] == 14 and (folder / "mean.txt").read_text() == "90.000 90.000 90.000"
+    with write_batch_summary(out).open(newline="") as handle:
+        assert [row["capture"] for row in csv.DictReader(handle)] == [url]
+
+
+def test_the_analyze_command_on_ray_names_a_url_capture_by_its_url(tmp_path, ray_cluster):
+    from smearscope.tools.cli import main
+
+    source = tmp_path / "in" / "field&1.png"
+    source.parent.mkdir()
+    source.write_bytes(cv2.imencode(".png", np.full((60, 80, 3), 210, np.uint8))[1].tobytes())
+    url, out = f"file://{source}", tmp_path / "out"
+    code = main(["analyze", url, "--out", str(out), "--engine", "ray", "--actors", "1", "--um-per-px", "0.5"])
+
+    assert code == 0
+    folder = out / source.stem
+    assert f"<td>capture</td><td>{html.escape(url)}</td>" in (folder / "report.html").read_text()
+    assert [image["file_name"] for image in json.loads((folder / "cells.coco.json").read_text())["images"]] == [url]
+    assert json.loads((folder / "result.json").read_text())["capture"] == url
+    with (out / "summary.csv").open(newline="") as handle:
+        assert [row["capture"] for row in csv.DictReader(handle)] == [url]
+    assert not any(b".tmp/" in data for data in tree(out).values()), "no output names the local copy"
+    assert sorted(p.name for p in out.iterdir() if p.name.startswith(".")) == []
 
 
 def test_cli_engine_options_and_the_local_path(tmp_path):
