@@ -12,6 +12,7 @@ from __future__ import annotations
 import csv
 import re
 from pathlib import Path
+from urllib.parse import urlsplit
 
 from smearscope.tools.batch import collect_captures
 
@@ -118,3 +119,18 @@ def fetch(url: str, target: Path) -> Path:
     except OSError as exc:
         raise ValueError(f"{url}: cannot be copied ({exc})") from None
     return target
+
+
+def fetch_sidecar(url: str, local: Path) -> bool:
+    """Copy the scale sidecar ``<url>.json`` beside ``local`` (as ``<local name>.json``) if it
+    exists; return whether it did. A URL with a query string (a signed URL) has no sidecar."""
+    if urlsplit(url).query:
+        return False
+    fs, path = _filesystem(url + ".json")
+    try:
+        if not fs.isfile(path):
+            return False
+    except OSError:
+        return False
+    fetch(url + ".json", local.with_name(local.name + ".json"))
+    return True

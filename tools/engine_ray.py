@@ -10,8 +10,9 @@ files and ``result.json`` are the same as the local engine's for the same inputs
 Every worker must see ``out_dir`` at the same path (one machine, or a shared file system)
 and local input paths at the same paths. The worker that analyses a URL copies it into a
 hidden temporary folder beside the capture's output folder (removed afterwards; left over
-by a killed worker, it is removed at the end of the run), and the results name the URL
-wherever the job wrote the copy's path. A worker that dies (killed, out of memory) is restarted by Ray
+by a killed worker, it is removed at the end of the run), with its scale sidecar
+``<URL>.json`` when there is one, and the results name the URL wherever the job wrote the
+copy's path. A worker that dies (killed, out of memory) is restarted by Ray
 and its captures retried; a capture that was finished before the death is found done and
 not redone, and one that has stopped its worker ``max_attempts`` times is listed as failed.
 Ray is imported only inside these functions.
@@ -47,7 +48,7 @@ from smearscope.tools.batch import (
     output_names,
     saved_signature,
 )
-from smearscope.tools.capture_sources import fetch, is_url, remote_signature, resolve_inputs
+from smearscope.tools.capture_sources import fetch, fetch_sidecar, is_url, remote_signature, resolve_inputs
 
 RAY_MISSING = "the Ray engine needs Ray, which is not installed: pip install 'smearscope[ray]'"
 DONE, FAILED = "done", "failed"
@@ -121,6 +122,7 @@ def _analyze(item: str, final: Path, job: Callable[[Path, Path], dict]) -> tuple
     local = copy_folder / (PurePosixPath(urlsplit(item).path).name or "capture")
     try:
         fetch(item, local)
+        fetch_sidecar(item, local)
         analyze_into(local, final, _naming_url(job, local, item), signature)
     except Exception as exc:  # name the URL, not the temporary copy
         reason = failure_reason(item, exc)

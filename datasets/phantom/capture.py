@@ -87,10 +87,16 @@ def render_capture(
 ) -> tuple[np.ndarray, ImageRecord]:
     """A whole capture in memory (RGB uint8) and its ground truth; see :func:`save_capture` for huge ones."""
     slide, view = _capture(seed, width, height, magnification, microscope, camera, diagnosis, wbc_per_mm2)
-    image = np.empty((height, width, 3), dtype=np.uint8)
-    for y0, strip in iter_strips(slide, view, chunk, progress):
-        image[y0:y0 + strip.shape[0]] = strip
+    image = _assemble(iter_strips(slide, view, chunk, progress), width, height)
     return image, view_truth(slide, view, f"phantom_capture_{seed}_{view.domain.name}.png")
+
+
+def _assemble(strips: Iterator[tuple[int, np.ndarray]], width: int, height: int) -> np.ndarray:
+    """The whole RGB image from its strips."""
+    image = np.empty((height, width, 3), dtype=np.uint8)
+    for y0, strip in strips:
+        image[y0:y0 + strip.shape[0]] = strip
+    return image
 
 
 def _tiles(strips: Iterator[tuple[int, np.ndarray]], width: int, tile: int) -> Iterator[np.ndarray]:
@@ -151,9 +157,7 @@ def save_capture(
     slide, view = _capture(seed, width, height, magnification, microscope, camera, diagnosis, wbc_per_mm2)
     strips = iter_strips(slide, view, CHUNK_PX, progress)
     if suffix == ".png":
-        image = np.empty((height, width, 3), dtype=np.uint8)
-        for y0, strip in strips:
-            image[y0:y0 + strip.shape[0]] = strip
+        image = _assemble(strips, width, height)
         ok, data = cv2.imencode(".png", cv2.cvtColor(image, cv2.COLOR_RGB2BGR))
         if not ok:
             raise ValueError(f"{out_path}: PNG encoding failed")

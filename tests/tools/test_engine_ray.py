@@ -279,6 +279,31 @@ def test_url_results_name_the_url_and_every_local_copy_is_removed_even_after_a_k
         assert [row["capture"] for row in csv.DictReader(handle)] == [url]
 
 
+def scale_factory():
+    """A job that reports the scale its capture's sidecar gives (None without one)."""
+    from smearscope.tools.analyze import sidecar_scale
+
+    def job(capture: Path, folder: Path) -> dict:
+        return {"sidecar_um_per_px": sidecar_scale(capture), **colour_stats(capture, folder)}
+
+    return job
+
+
+def test_a_url_captures_scale_sidecar_comes_with_it(tmp_path, ray_cluster):
+    sources = tmp_path / "in"
+    sources.mkdir()
+    for name in ("scaled", "plain"):
+        (sources / f"{name}.png").write_bytes(cv2.imencode(".png", np.full((8, 8, 3), 50, np.uint8))[1].tobytes())
+    (sources / "scaled.png.json").write_text('{"um_per_px": 0.42}')
+    out = tmp_path / "out"
+    urls = [f"file://{sources / 'scaled.png'}", f"file://{sources / 'plain.png'}"]
+    summary = run_batch_ray(urls, out, scale_factory, num_actors=1, progress=False)
+
+    assert summary.done == urls
+    assert json.loads((out / "scaled" / "result.json").read_text())["sidecar_um_per_px"] == 0.42
+    assert json.loads((out / "plain" / "result.json").read_text())["sidecar_um_per_px"] is None
+
+
 def test_the_analyze_command_on_ray_names_a_url_capture_by_its_url(tmp_path, ray_cluster):
     from smearscope.tools.cli import main
 
