@@ -73,7 +73,7 @@ def test_chunked_cell_stage_matches_the_whole_capture_at_once(capture):
         assert [c.explanation for c in calls.cells] == explanations, f"chunk size {chunk_size}"
         assert [c.box_xyxy for c in calls.cells] == [tuple(boxes[i]) for i in kept]
         assert [c.detection_score for c in calls.cells] == [detections.scores[i] for i in kept]
-        assert calls.focus == float(np.median(sharpness(crops)))
+        assert calls.focus == float(np.median(sharpness(crops, um_per_px, model.config.crop_um)))
         shown = gallery_cells(calls.cells, per_type=2)
         assert calls.thumbnails == {i: thumbnail_jpeg(crops[i]) for i in shown}
 
