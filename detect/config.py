@@ -73,8 +73,8 @@ class DataSource:
     match wins: ``um_per_px``; ``magnification`` (and ``camera``) presets from
     ``configs/optics.yaml``; the record's own ``domain.um_per_px``; else it is estimated
     from the annotated RBC (or WBC) box sizes. ``generate: phantom`` draws
-    ``generate_fields`` synthetic fields, each in every domain of ``domains`` (default all
-    twelve), when ``path`` is empty.
+    ``generate_fields`` synthetic fields of ``generate_size`` pixels square, each in every
+    domain of ``domains`` (default all twelve), when ``path`` is empty.
     """
 
     format: str
@@ -89,6 +89,7 @@ class DataSource:
     class_names: list[str] = field(default_factory=list)
     generate: str | None = None
     generate_fields: int = 12
+    generate_size: int = 640
     enabled: bool = True
 
     def __post_init__(self) -> None:
@@ -106,6 +107,8 @@ class DataSource:
             raise ValueError(f"generate: {self.generate!r} is not one of {', '.join(GENERATORS)}")
         if self.generate_fields < 1:
             raise ValueError(f"generate_fields: must be at least 1, got {self.generate_fields}")
+        if self.generate_size < 64:
+            raise ValueError(f"generate_size: must be at least 64 pixels, got {self.generate_size}")
         if not self.path and self.generate is None:
             raise ValueError("path: empty, and no generator is named")
 

@@ -57,12 +57,23 @@ def _read_split(spec: DataSource, name: str, root: Path, split: str) -> LoadResu
 
 def _generate(spec: DataSource, name: str, work_dir: Path, seed: int) -> Path:
     """Generate a synthetic source into ``work_dir/<name>`` once; return its folder."""
+    from smearscope.datasets.io import read_json
     from smearscope.datasets.phantom import generate_leukemiaattri
+    from smearscope.datasets.phantom.domains import parse_domains
 
     target = work_dir / name
-    if not (target / "phantom_manifest.json").is_file():
-        LOG.info("drawing %d phantom fields into %s", spec.generate_fields, target)
-        generate_leukemiaattri(target, spec.generate_fields, domains=spec.domains or None, seed=seed)
+    manifest = target / "phantom_manifest.json"
+    wanted = {"seed": seed, "fields": spec.generate_fields, "size": spec.generate_size,
+              "domains": [d.name for d in parse_domains(spec.domains or None)]}
+    if manifest.is_file():
+        drawn = read_json(manifest)
+        if {key: drawn.get(key) for key in wanted} != wanted:
+            raise ValueError(f"{manifest}: phantom fields were drawn with other settings "
+                             f"({', '.join(f'{k}={drawn.get(k)}' for k in wanted)}); use a new work folder")
+        return target
+    LOG.info("drawing %d phantom fields of %d px into %s", spec.generate_fields, spec.generate_size, target)
+    generate_leukemiaattri(target, spec.generate_fields, domains=spec.domains or None, seed=seed,
+                           size=spec.generate_size)
     return target
 
 

@@ -16,7 +16,10 @@ def test_shipped_config_loads_with_documented_defaults():
     assert config.model == "yolo11n.yaml"
     assert config.um_per_px == pytest.approx(0.3125)
     assert config.class_mode == "wbc" and config.class_names == ["wbc"]
-    assert set(config.sources) == {"phantom", "bccd", "txl_raabin"}
+    assert set(config.sources) == {"phantom", "phantom_10x", "bccd", "txl_raabin"}
+    assert {d.split("_")[1] for d in config.sources["phantom"].domains} == {"100X", "40X"}
+    assert {d.split("_")[1] for d in config.sources["phantom_10x"].domains} == {"10X"}
+    assert config.sources["phantom_10x"].generate_size * 4 == config.sources["phantom"].generate_size
     assert config.sources["phantom"].generate == "phantom" and config.sources["phantom"].path == ""
     assert config.sources["phantom"].splits == {"train": "train", "val": "test"}
     assert config.sources["bccd"].format == "voc"
@@ -27,7 +30,8 @@ def test_shipped_config_loads_with_documented_defaults():
 def test_overrides_reach_nested_sources_and_augmentation():
     config = load_detector_config(default_config_path(), [
         "epochs=3", "imgsz=320", "augment.hsv_h=0.1", "sources.bccd.path=/elsewhere/bccd",
-        "sources.phantom.enabled=false", "sources.txl_raabin.splits={val: val}", "sources.bccd.um_per_px=0.07",
+        "sources.phantom.enabled=false", "sources.phantom_10x.enabled=false", "sources.txl_raabin.splits={val: val}",
+        "sources.bccd.um_per_px=0.07",
         "class_mode=wbc+artifact",
     ])
     assert (config.epochs, config.imgsz, config.augment.hsv_h) == (3, 320, 0.1)
@@ -68,6 +72,7 @@ def test_saved_config_loads_back_identically(tmp_path):
     ("um_per_px=0", "um_per_px: must be positive"),
     ("time_hours=-1", "time_hours: must not be negative"),
     ("sources.phantom.generate_fields=0", "sources.phantom.generate_fields: must be at least 1"),
+    ("sources.phantom.generate_size=32", "sources.phantom.generate_size: must be at least 64 pixels"),
 ])
 def test_bad_values_raise_one_line_errors_naming_file_and_key(override, message):
     with pytest.raises(ValueError) as info:

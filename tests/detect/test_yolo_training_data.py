@@ -121,3 +121,22 @@ def test_a_phantom_source_is_generated_once_and_scaled_by_its_domain_presets(tmp
     assert all(s == pytest.approx(0.3125 * 1.15) for p in data.parts for s in p.um_per_px)
     collect_training_data(config, tmp_path)
     assert manifest.stat().st_mtime_ns == stamp
+    other = load_detector_config(None, [
+        "sources={ph: {format: leukemiaattri, generate: phantom, generate_fields: 2, domains: [H_40X_C2], "
+        "generate_size: 96, splits: {train: train, val: test}}}",
+    ])
+    with pytest.raises(ValueError, match=r"phantom_manifest.json: phantom fields were drawn with other settings.*size=640"):
+        collect_training_data(other, tmp_path)
+
+
+def test_a_phantom_source_draws_fields_of_its_generate_size(tmp_path):
+    from smearscope.datasets.io import read_image
+
+    config = load_detector_config(None, [
+        "sources={ph: {format: leukemiaattri, generate: phantom, generate_fields: 1, domains: [L_10X_C1], "
+        "generate_size: 96, splits: {train: train, val: test}}}",
+    ])
+    data = collect_training_data(config, tmp_path)
+    records = [r for p in data.parts for r in p.records]
+    assert records and all((r.width, r.height) == (96, 96) for r in records)
+    assert all(read_image(r.path).shape[:2] == (96, 96) for r in records)
