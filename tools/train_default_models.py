@@ -26,13 +26,14 @@ DETECTOR_OVERRIDES = ["name=default", "imgsz=320", "batch=16", "workers=0", "pat
 CELL_OVERRIDES = ["val_every=2"]
 
 
-def train_default_detector(data_root: Path, work: Path, hours: float, install: Path) -> dict:
+def train_default_detector(data_root: Path, work: Path, hours: float, install: Path,
+                           extra: tuple[str, ...] = ()) -> dict:
     """Train, export and install the default detector; return its provenance."""
     from smearscope.detect.config import default_config_path, load_detector_config
     from smearscope.detect.yolo_predict import export_detector
     from smearscope.detect.yolo_train import train_detector
 
-    overrides = [f"data_root={data_root}", f"time_hours={hours}", *DETECTOR_OVERRIDES]
+    overrides = [f"data_root={data_root}", f"time_hours={hours}", *DETECTOR_OVERRIDES, *extra]
     config = load_detector_config(default_config_path(), overrides)
     started = time.time()
     best = train_detector(config, work / "detector")
@@ -52,12 +53,13 @@ def train_default_detector(data_root: Path, work: Path, hours: float, install: P
     return provenance
 
 
-def train_default_cells(data_root: Path, work: Path, epochs: int, install: Path) -> dict:
+def train_default_cells(data_root: Path, work: Path, epochs: int, install: Path,
+                        extra: tuple[str, ...] = ()) -> dict:
     """Train and install the default cell model; return its provenance."""
     from smearscope.attributes.train import train_cells
     from smearscope.attributes.train_config import load_cell_train_config
 
-    overrides = [f"data.wbcatt_root={data_root / 'wbcatt'}", f"optim.epochs={epochs}", *CELL_OVERRIDES]
+    overrides = [f"data.wbcatt_root={data_root / 'wbcatt'}", f"optim.epochs={epochs}", *CELL_OVERRIDES, *extra]
     config = load_cell_train_config(SOURCE_ROOT / "configs" / "cells.yaml", overrides)
     started = time.time()
     best = train_cells(config, work / "cells")
@@ -82,16 +84,19 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--only", choices=("detector", "cells"), help="train one of the two models")
     parser.add_argument("--detector-hours", type=float, default=0.75, help="training time of the detector")
     parser.add_argument("--cell-epochs", type=int, default=30, help="epochs of the cell model")
+    parser.add_argument("--threads", type=int, default=None,
+                        help="CPU threads of each training (default: each config's own), e.g. 1 to share the machine")
     args = parser.parse_args(argv)
+    extra = () if args.threads is None else (f"threads={args.threads}",)
     data_root = args.data_root.resolve()
     if not data_root.is_dir():
         print(f"{data_root}: data folder not found", file=sys.stderr)
         return 1
     work = args.work.resolve()
     if args.only in (None, "detector"):
-        print(train_default_detector(data_root, work, args.detector_hours, SOURCE_ROOT / "detect" / "weights"))
+        print(train_default_detector(data_root, work, args.detector_hours, SOURCE_ROOT / "detect" / "weights", extra))
     if args.only in (None, "cells"):
-        print(train_default_cells(data_root, work, args.cell_epochs, SOURCE_ROOT / "attributes" / "weights"))
+        print(train_default_cells(data_root, work, args.cell_epochs, SOURCE_ROOT / "attributes" / "weights", extra))
     return 0
 
 
