@@ -20,6 +20,16 @@ relative to the background, per channel), which removes brightness and colour ca
 Large captures are measured on a fixed grid of regions read through the reader. The
 confidence grows with the number of cells measured (full at 50) and falls with the
 spread of their sizes (robust relative spread 0.1 or less: full; 0.3 or more: none).
+
+Crowded fields, where red cells touch and overlap so that few stand alone, are measured by
+granulometry instead when it is the more trustworthy: the stained area at Otsu's threshold
+(holes filled) is opened with discs of growing radius; a touching or overlapping cell
+survives every disc smaller than itself, so the area left falls steeply at the red-cell
+radius. The radius where half the area is gone gives the diameter (times a calibration of
+1.03: on phantom smears of 7.5 um cells in eight 100X and 40X domains, the half-area
+diameter read 6.99-7.57 um, median 7.25). When 20 % of the area is still left at 1.6 times
+that radius (large stained masses, a thick smear), there is no estimate. Its confidence is a fixed
+``GRANULOMETRY_CONFIDENCE``, below what tells a sure scale.
 """
 
 from __future__ import annotations
@@ -43,6 +53,10 @@ REGION_SIZE_PX = 1024
 BACKGROUND_BLOCK_PX = 200
 MAX_BACKGROUND_GRID = 4
 MAX_REGIONS = 9
+GRANULOMETRY_CALIBRATION = 1.03
+GRANULOMETRY_CONFIDENCE = 0.3
+GRANULOMETRY_STEPS = 48  # disc radii tried, geometric from 1 px to a fifth of the region
+GRANULOMETRY_MAX_FALL = 1.6  # radius where 20 % of the area is left over the radius where 50 % is
 
 
 @dataclass(frozen=True)
@@ -55,6 +69,7 @@ class ScaleEstimate:
     rbc_diameter_px: float
     n_cells: int
     confidence: float
+    method: str = "single red cells"
 
 
 def _optics(optics: str | Path | None) -> dict:
@@ -254,6 +269,64 @@ def single_cell_diameters(image: np.ndarray) -> np.ndarray:
     return diameters[diameters >= 0.5 * _weighted_median(diameters, cells.areas)]
 
 
+def fill_holes(mask: np.ndarray) -> np.ndarray:
+    """``mask`` (bool) with every hole not connected to the image border filled."""
+    import cv2
+
+    padded = np.pad(mask, 1).astype(np.uint8)
+    cv2.floodFill(padded, np.zeros((padded.shape[0] + 2, padded.shape[1] + 2), np.uint8), (0, 0), 2)
+    return padded[1:-1, 1:-1] != 2
+
+
+def opened_areas(mask: np.ndarray, radii: np.ndarray, stop_share: float = 0.0) -> np.ndarray:
+    """Pixels of ``mask`` left by a morphological opening with a disc of each radius: the
+    union of the discs of that radius that fit inside the mask, found with two Euclidean
+    distance transforms per radius. Radii after the area falls under ``stop_share`` of the
+    first are not computed (left 0)."""
+    import cv2
+
+    inside = cv2.distanceTransform(mask.astype(np.uint8), cv2.DIST_L2, cv2.DIST_MASK_PRECISE)
+    areas = np.zeros(len(radii))
+    for i, radius in enumerate(radii):
+        centres = inside >= radius
+        if not centres.any():
+            break
+        reach = cv2.distanceTransform((~centres).astype(np.uint8), cv2.DIST_L2, cv2.DIST_MASK_PRECISE)
+        areas[i] = np.count_nonzero(reach <= radius)
+        if areas[i] < stop_share * areas[0]:
+            break
+    return areas
+
+
+def _radius_at(radii: np.ndarray, areas: np.ndarray, share: float) -> float | None:
+    """The radius where the area left first falls to ``share`` of the first (interpolated)."""
+    level = share * areas[0]
+    below = np.flatnonzero(areas <= level)
+    if below.size == 0 or below[0] == 0:
+        return None
+    i = int(below[0])
+    span = areas[i - 1] - areas[i]
+    return float(radii[i - 1] + (radii[i] - radii[i - 1]) * (areas[i - 1] - level) / span) if span > 0 else float(radii[i])
+
+
+def granulometric_diameter(image: np.ndarray) -> float | None:
+    """The red-cell diameter (px) of a crowded field by granulometry of its stained area, or
+    None when the area left does not fall steeply at one radius."""
+    od, _ = optical_density(image)
+    otsu = otsu_threshold(od)
+    if otsu is None:
+        return None
+    mask = fill_holes(od > otsu)
+    if not mask.any():
+        return None
+    radii = np.unique(np.round(np.geomspace(1, max(2, min(mask.shape) / 5), GRANULOMETRY_STEPS)))
+    areas = opened_areas(mask, radii, stop_share=0.2)
+    r50, r20 = _radius_at(radii, areas, 0.5), _radius_at(radii, areas, 0.2)
+    if r50 is None or r20 is None or r20 > GRANULOMETRY_MAX_FALL * r50:
+        return None
+    return 2.0 * r50 * GRANULOMETRY_CALIBRATION
+
+
 def _solidity(contour: np.ndarray) -> float:
     import cv2
 
@@ -295,14 +368,25 @@ def estimate_um_per_px(
     """Measure a capture's scale from its red cells (``rbc_diameter`` um across, default
     from configs/optics.yaml). ``source`` is an RGB image or a ``CaptureReader``; large
     captures are measured on up to ``max_regions`` regions of ``region_size`` px.
-    ``ValueError`` when fewer than ``MIN_CELLS`` single red cells are found."""
+    When single red cells give a confidence under ``GRANULOMETRY_CONFIDENCE`` (crowded
+    fields), granulometry of the same regions is used if it succeeds. ``ValueError`` when
+    neither measures: fewer than ``MIN_CELLS`` single red cells and no granulometry."""
     reader = source if isinstance(source, CaptureReader) else ArrayCapture(source)
-    regions = _regions(reader.width, reader.height, region_size, max_regions)
-    diameters = np.concatenate([single_cell_diameters(reader.read_region(*box)) for box in regions])
-    if diameters.size < MIN_CELLS:
-        raise ValueError(f"{reader.path}: {diameters.size} single red cells found, too few to measure the scale (need {MIN_CELLS})")
-    median = float(np.median(diameters))
-    spread = 1.4826 * float(np.median(np.abs(diameters - median))) / median
-    confidence = min(1.0, diameters.size / 50) * min(1.0, max(0.0, (0.3 - spread) / 0.2))
+    regions = [reader.read_region(*box) for box in _regions(reader.width, reader.height, region_size, max_regions)]
+    diameters = np.concatenate([single_cell_diameters(region) for region in regions])
     size_um = rbc_diameter if rbc_diameter is not None else rbc_diameter_um()
+    confidence = 0.0
+    if diameters.size >= MIN_CELLS:
+        median = float(np.median(diameters))
+        spread = 1.4826 * float(np.median(np.abs(diameters - median))) / median
+        confidence = min(1.0, diameters.size / 50) * min(1.0, max(0.0, (0.3 - spread) / 0.2))
+    if confidence < GRANULOMETRY_CONFIDENCE:
+        measured = [d for d in (granulometric_diameter(region) for region in regions) if d is not None]
+        if measured:
+            diameter = float(np.median(measured))
+            return ScaleEstimate(size_um / diameter, diameter, int(diameters.size), GRANULOMETRY_CONFIDENCE,
+                                 "granulometry")
+    if diameters.size < MIN_CELLS:
+        raise ValueError(f"{reader.path}: {diameters.size} single red cells found, too few to measure the scale "
+                         f"(need {MIN_CELLS}), and granulometry found no red-cell size")
     return ScaleEstimate(size_um / median, median, int(diameters.size), round(confidence, 3))

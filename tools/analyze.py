@@ -76,7 +76,8 @@ def decide_scale(reader, options: AnalyzeOptions) -> ScaleDecision:
     try:
         estimate = estimate_um_per_px(reader)
         if estimate.confidence >= MIN_RBC_CONFIDENCE:
-            return ScaleDecision(float(estimate.um_per_px), "estimated from red cells", float(estimate.confidence))
+            return ScaleDecision(float(estimate.um_per_px), f"estimated from red cells ({estimate.method})",
+                                 float(estimate.confidence))
     except ValueError:
         pass
     return ScaleDecision(scale_from_preset(ASSUMED_MAGNIFICATION), f"assumed {ASSUMED_MAGNIFICATION}", 0.0)

@@ -9,6 +9,7 @@ from smearscope.detect.capture import ArrayCapture
 from smearscope.detect.scale import (
     ScaleEstimate,
     estimate_um_per_px,
+    granulometric_diameter,
     resample_factor,
     scale_from_preset,
 )
@@ -123,3 +124,37 @@ def test_phantom_fields_at_100x_and_40x(seed, domain):
     image, record = render_field(make_slide(seed), domain, size=640)
     estimate = estimate_um_per_px(image)
     assert abs(estimate.um_per_px / record.domain.um_per_px - 1) < 0.10, (domain, estimate)
+
+
+@pytest.mark.parametrize("seed", [1, 4])
+@pytest.mark.parametrize("domain", ["L_100X_C2", "H_40X_C1", "L_40X_C1", "L_40X_C2"])
+def test_granulometry_measures_red_cells_of_phantom_fields(seed, domain):
+    from smearscope.datasets.phantom import make_slide, render_field
+
+    image, record = render_field(make_slide(seed), domain, size=640)
+    diameter_um = granulometric_diameter(image) * record.domain.um_per_px
+    assert diameter_um == pytest.approx(7.5, rel=0.05), domain
+
+
+def test_one_stained_mass_gives_no_granulometry():
+    image = np.full((400, 400, 3), 235, np.uint8)
+    image[40:360, 40:360] = (200, 120, 130)  # a thick smear region filling the field
+    assert granulometric_diameter(image) is None
+
+
+def test_a_crowded_real_field_is_measured_not_assumed(shared_data):
+    """BCCD fields are crowded: red cells touch and overlap, so few stand alone."""
+    import cv2
+
+    from smearscope.datasets.formats.voc import load_voc
+    from smearscope.datasets.sources.bccd_types import estimate_um_per_px as scale_from_rbc_boxes
+
+    root = shared_data / "bccd"
+    image = cv2.cvtColor(cv2.imread(str(root / "JPEGImages" / "BloodImage_00000.jpg")), cv2.COLOR_BGR2RGB)
+    estimate = estimate_um_per_px(image)
+    records = load_voc(root / "Annotations", root / "JPEGImages", names=["BloodImage_00000"]).records
+    annotated = scale_from_rbc_boxes(records)
+    assert estimate.method == "granulometry" and estimate.n_cells < 10
+    assert abs(np.log(estimate.um_per_px / annotated)) < 0.35, (estimate.um_per_px, annotated)
+    assumed_100x = scale_from_preset("100X")
+    assert abs(np.log(estimate.um_per_px / annotated)) < abs(np.log(assumed_100x / annotated)) / 2
