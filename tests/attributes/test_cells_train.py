@@ -44,8 +44,10 @@ def test_tiny_training_learns_the_cytoplasm_colour_and_resumes(wbcatt_folder, tm
     history = json.loads((work / "metrics.json").read_text())["history"]
     assert len(history) == 8 and "wbcatt-val" in history[-1]["val"]
 
-    # the finished run resumes as a no-op; another config in the same folder is refused
+    # the finished run resumes as a no-op, also with another thread count; another config in
+    # the same folder is refused
     assert train_cells(_config(wbcatt_folder), work) == checkpoint
+    assert train_cells(_config(wbcatt_folder, "threads=2"), work) == checkpoint
     assert len(json.loads((work / "metrics.json").read_text())["history"]) == 8
     with pytest.raises(ValueError, match="another config"):
         train_cells(_config(wbcatt_folder, "optim.lr=0.02"), work)
