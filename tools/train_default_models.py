@@ -3,8 +3,9 @@
     python -m smearscope.tools.train_default_models --data-root ../shared/data --work runs/defaults
 
 Trains the WBC detector (phantom smears in all 12 domains + BCCD + TXL-Raabin) and the cell
-model (WBCAtt; BCCD kept out as an unseen lab), exports the detector to ONNX, copies both
-into ``detect/weights/`` and ``attributes/weights/`` of this source tree, and writes
+model (WBCAtt + phantom cells of the LeukemiaAttri classes; BCCD kept out as an unseen lab),
+exports the detector to ONNX, copies both into ``detect/weights/`` and
+``attributes/weights/`` of this source tree, and writes
 ``provenance.json`` beside each with the data, settings, time taken and validation figures.
 Both runs are resumable: run the same command again after an interruption.
 """
@@ -23,7 +24,14 @@ SOURCE_ROOT = Path(__file__).resolve().parent.parent
 # Phantom fields in all 12 domains as configs/detector.yaml draws them (10X fields small, so
 # that they do not outnumber the others once enlarged to the detector's scale).
 DETECTOR_OVERRIDES = ["name=default", "imgsz=320", "batch=16", "workers=0", "patience=100"]
-CELL_OVERRIDES = ["val_every=2"]
+# The cell model: WBCAtt plus phantom cells of the 14 LeukemiaAttri classes (blasts and
+# immature cells that WBCAtt lacks) drawn in 8 domains, sampled at 0.4 of their share so
+# real cells dominate; BCCD stays out as an unseen lab.
+CELL_OVERRIDES = [
+    "val_every=2", "steps_per_epoch=110", "data.phantom_cells=1680", "data.phantom_val_cells=280",
+    "data.phantom_domains=[H_100X_C1,H_100X_C2,L_100X_C1,L_100X_C2,H_40X_C1,H_40X_C2,L_40X_C1,L_40X_C2]",
+    "data.source_weights={phantom: 0.4}",
+]
 
 
 def train_default_detector(data_root: Path, work: Path, hours: float, install: Path,
