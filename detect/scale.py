@@ -26,10 +26,13 @@ granulometry instead when it is the more trustworthy: the stained area at Otsu's
 (holes filled) is opened with discs of growing radius; a touching or overlapping cell
 survives every disc smaller than itself, so the area left falls steeply at the red-cell
 radius. The radius where half the area is gone gives the diameter (times a calibration of
-1.03: on phantom smears of 7.5 um cells in eight 100X and 40X domains, the half-area
-diameter read 6.99-7.57 um, median 7.25). When 20 % of the area is still left at 1.6 times
-that radius (large stained masses, a thick smear), there is no estimate. Its confidence is a fixed
-``GRANULOMETRY_CONFIDENCE``, below what tells a sure scale.
+1.02: on 640 px phantom fields of 7.5 um cells in eight 100X and 40X domains, the half-area
+diameter read 7.06-7.57 um, median 7.36; sparse fields give none and are measured by their
+single cells). It must fit at least ``MIN_CELLS`` times in the stained area and lie within
+the red-cell sizes the optics presets allow; its confidence falls when few of the regions
+measure or when they disagree. When 20 % of the area is still left at 1.6 times
+that radius (large stained masses, a thick smear), there is no estimate. Its confidence is at
+most ``GRANULOMETRY_CONFIDENCE``, below what tells a sure scale.
 """
 
 from __future__ import annotations
@@ -53,7 +56,7 @@ REGION_SIZE_PX = 1024
 BACKGROUND_BLOCK_PX = 200
 MAX_BACKGROUND_GRID = 4
 MAX_REGIONS = 9
-GRANULOMETRY_CALIBRATION = 1.03
+GRANULOMETRY_CALIBRATION = 1.02
 GRANULOMETRY_CONFIDENCE = 0.3
 GRANULOMETRY_STEPS = 48  # disc radii tried, geometric from 1 px to a fifth of the region
 GRANULOMETRY_MAX_FALL = 1.6  # radius where 20 % of the area is left over the radius where 50 % is
@@ -288,7 +291,7 @@ def opened_areas(mask: np.ndarray, radii: np.ndarray, stop_share: float = 0.0) -
     inside = cv2.distanceTransform(mask.astype(np.uint8), cv2.DIST_L2, cv2.DIST_MASK_PRECISE)
     areas = np.zeros(len(radii))
     for i, radius in enumerate(radii):
-        centres = inside >= radius
+        centres = inside > radius  # discs of this radius around them stay inside the mask
         if not centres.any():
             break
         reach = cv2.distanceTransform((~centres).astype(np.uint8), cv2.DIST_L2, cv2.DIST_MASK_PRECISE)
@@ -309,9 +312,20 @@ def _radius_at(radii: np.ndarray, areas: np.ndarray, share: float) -> float | No
     return float(radii[i - 1] + (radii[i] - radii[i - 1]) * (areas[i - 1] - level) / span) if span > 0 else float(radii[i])
 
 
+def plausible_rbc_diameters_px(optics: str | Path | None = None) -> tuple[float, float]:
+    """Red-cell diameters (px) a capture can show: from 1.5x coarser than the coarsest optics
+    preset to 2x finer than the finest (scanners and cropped camera frames go finer)."""
+    presets = _optics(optics)
+    scales = [m * c for m in presets["magnifications"].values() for c in presets["cameras"].values()]
+    size_um = rbc_diameter_um(optics)
+    return size_um / (1.5 * max(scales)), size_um / (min(scales) / 2)
+
+
 def granulometric_diameter(image: np.ndarray) -> float | None:
     """The red-cell diameter (px) of a crowded field by granulometry of its stained area, or
-    None when the area left does not fall steeply at one radius."""
+    None when the area left does not fall steeply at one radius, when the stained area holds
+    fewer than ``MIN_CELLS`` discs of that size (one object, not a population of cells), or
+    when the size is not one a red cell can have (``plausible_rbc_diameters_px``)."""
     od, _ = optical_density(image)
     otsu = otsu_threshold(od)
     if otsu is None:
@@ -324,7 +338,11 @@ def granulometric_diameter(image: np.ndarray) -> float | None:
     r50, r20 = _radius_at(radii, areas, 0.5), _radius_at(radii, areas, 0.2)
     if r50 is None or r20 is None or r20 > GRANULOMETRY_MAX_FALL * r50:
         return None
-    return 2.0 * r50 * GRANULOMETRY_CALIBRATION
+    if np.count_nonzero(mask) < MIN_CELLS * math.pi * r50 * r50:
+        return None
+    diameter = 2.0 * r50 * GRANULOMETRY_CALIBRATION
+    smallest, largest = plausible_rbc_diameters_px()
+    return diameter if smallest <= diameter <= largest else None
 
 
 def _solidity(contour: np.ndarray) -> float:
@@ -381,11 +399,14 @@ def estimate_um_per_px(
         spread = 1.4826 * float(np.median(np.abs(diameters - median))) / median
         confidence = min(1.0, diameters.size / 50) * min(1.0, max(0.0, (0.3 - spread) / 0.2))
     if confidence < GRANULOMETRY_CONFIDENCE:
-        measured = [d for d in (granulometric_diameter(region) for region in regions) if d is not None]
-        if measured:
+        measured = np.array([d for d in (granulometric_diameter(region) for region in regions) if d is not None])
+        if measured.size:
             diameter = float(np.median(measured))
-            return ScaleEstimate(size_um / diameter, diameter, int(diameters.size), GRANULOMETRY_CONFIDENCE,
-                                 "granulometry")
+            # Less trust when few regions measure or when they disagree.
+            spread = 1.4826 * float(np.median(np.abs(measured - diameter))) / diameter if measured.size >= 3 else 0.0
+            trust = measured.size / len(regions) * min(1.0, max(0.0, (0.3 - spread) / 0.2))
+            return ScaleEstimate(size_um / diameter, diameter, int(diameters.size),
+                                 round(GRANULOMETRY_CONFIDENCE * trust, 3), "granulometry")
     if diameters.size < MIN_CELLS:
         raise ValueError(f"{reader.path}: {diameters.size} single red cells found, too few to measure the scale "
                          f"(need {MIN_CELLS}), and granulometry found no red-cell size")

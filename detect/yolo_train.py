@@ -61,10 +61,15 @@ def prepare_dataset(config: DetectorConfig, data: TrainingData, out_dir: Path) -
     )
 
 
+def _run_defining(config: DetectorConfig) -> dict:
+    """The settings a resumed run must share with the interrupted one (all but CPU threads)."""
+    return {key: value for key, value in to_dict(config).items() if key != "threads"}
+
+
 def _check_same_run(config: DetectorConfig, run_dir: Path) -> None:
     """Refuse to continue a run in ``run_dir`` that was made with another configuration."""
     saved = run_dir / "detector.yaml"
-    if saved.is_file() and to_dict(load_detector_config(saved)) != to_dict(config):
+    if saved.is_file() and _run_defining(load_detector_config(saved)) != _run_defining(config):
         raise ValueError(f"{run_dir}: holds a run with a different configuration ({saved}); "
                          "use another --work folder or name=...")
 

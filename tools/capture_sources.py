@@ -10,12 +10,14 @@ fsspec, so the protocol's fsspec package (s3fs, gcsfs, ...) must be installed wh
 from __future__ import annotations
 
 import csv
+import logging
 import re
 from pathlib import Path
 from urllib.parse import urlsplit
 
 from smearscope.tools.batch import collect_captures
 
+LOG = logging.getLogger(__name__)
 MANIFEST_SUFFIXES = (".txt", ".lst", ".list", ".csv")
 _URL = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]+://")
 # fsspec info() keys that change when an object changes, in order of preference.
@@ -123,14 +125,18 @@ def fetch(url: str, target: Path) -> Path:
 
 def fetch_sidecar(url: str, local: Path) -> bool:
     """Copy the scale sidecar ``<url>.json`` beside ``local`` (as ``<local name>.json``) if it
-    exists; return whether it did. A URL with a query string (a signed URL) has no sidecar."""
+    exists; return whether it did. A URL with a query string (a signed URL) has no sidecar,
+    and a sidecar that cannot be copied is left out with a warning (the scale is then measured)."""
     if urlsplit(url).query:
         return False
-    fs, path = _filesystem(url + ".json")
+    target = local.with_name(local.name + ".json")
     try:
+        fs, path = _filesystem(url + ".json")
         if not fs.isfile(path):
             return False
-    except OSError:
+        fetch(url + ".json", target)
+    except (OSError, ValueError) as exc:
+        target.unlink(missing_ok=True)
+        LOG.warning("%s.json: scale sidecar not copied (%s)", url, exc)
         return False
-    fetch(url + ".json", local.with_name(local.name + ".json"))
     return True

@@ -117,7 +117,9 @@ def _analyze(item: str, final: Path, job: Callable[[Path, Path], dict]) -> tuple
         return DONE, ""
     signature = remote_signature(item)
     # Named like analyze_into's work folders, so that the copy a killed worker leaves is
-    # removed with them (_remove_leftovers).
+    # removed with them: here, before a retry copies the capture again (one worker at a time
+    # handles a capture), and at the end of the run (_remove_leftovers).
+    _remove_work_folders(final)
     copy_folder = Path(tempfile.mkdtemp(prefix=f".{final.name}.", suffix=".tmp", dir=final.parent))
     local = copy_folder / (PurePosixPath(urlsplit(item).path).name or "capture")
     try:
@@ -395,11 +397,15 @@ def _run_here(
     return summary
 
 
-def _remove_leftovers(final: Path) -> None:
-    """Remove the temporary folders (work folders of analyze_into, copies of URLs) that killed
-    workers left beside ``final``."""
+def _remove_work_folders(final: Path) -> None:
+    """Remove the temporary folders (work folders of analyze_into, copies of URLs) beside ``final``."""
     for stale in final.parent.glob(f".{glob.escape(final.name)}.????????.tmp"):
         shutil.rmtree(stale, ignore_errors=True)
+
+
+def _remove_leftovers(final: Path) -> None:
+    """Remove what killed workers left beside ``final``: temporary folders and the attempt count."""
+    _remove_work_folders(final)
     attempts_file(final).unlink(missing_ok=True)
 
 

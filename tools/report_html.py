@@ -128,8 +128,10 @@ def _bar_chart_svg(diff: Differential, width: int = 520, bar_height: int = 18) -
 
 def _differential_table(diff: Differential) -> str:
     nrbc_count = diff.non_wbc_counts.get(NRBC_TYPE, 0)
-    nrbc = (f"<tr><td>nucleated red cells (not in the WBC total)</td><td>{nrbc_count}</td>"
-            f"<td>{diff.nrbc_per_100_wbc:.1f} per 100 WBCs</td></tr>") if nrbc_count else ""
+    nrbc = ""
+    if nrbc_count:
+        per_100 = f"{diff.nrbc_per_100_wbc:.1f} per 100 WBCs" if diff.total_wbc else "n/a (no WBCs)"
+        nrbc = f"<tr><td>nucleated red cells (not in the WBC total)</td><td>{nrbc_count}</td><td>{per_100}</td></tr>"
     rows = "".join(
         f"<tr><td>{html.escape(t)}</td><td>{n}</td><td>{diff.percent(n):.1f}</td></tr>" for t, n in diff.counts.items()
     )

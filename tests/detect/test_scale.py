@@ -136,10 +136,31 @@ def test_granulometry_measures_red_cells_of_phantom_fields(seed, domain):
     assert diameter_um == pytest.approx(7.5, rel=0.05), domain
 
 
-def test_one_stained_mass_gives_no_granulometry():
+@pytest.mark.parametrize("scene", ["mass filling the field", "one large object", "camera noise"])
+def test_no_granulometry_without_a_population_of_red_cells(scene):
+    rng = np.random.default_rng(0)
     image = np.full((400, 400, 3), 235, np.uint8)
-    image[40:360, 40:360] = (200, 120, 130)  # a thick smear region filling the field
+    if scene == "mass filling the field":  # a thick smear region
+        image[40:360, 40:360] = (200, 120, 130)
+    elif scene == "one large object":  # a stained blob, not red cells
+        image[100:250, 100:250] = (200, 120, 130)
+    else:
+        image = np.clip(image + rng.normal(0, 3, image.shape), 0, 255).astype(np.uint8)
     assert granulometric_diameter(image) is None
+    if scene != "mass filling the field":
+        with pytest.raises(ValueError, match="granulometry found no red-cell size"):
+            estimate_um_per_px(image)
+
+
+def test_granulometry_measures_closely_packed_discs_without_bias():
+    """Discs 21 px across, 1 px apart on a grid: the opening keeps nothing outside them."""
+    import cv2
+
+    image = np.full((400, 400, 3), 235, np.uint8)
+    for y in range(30, 380, 22):
+        for x in range(30, 380, 22):
+            cv2.circle(image, (x, y), 10, (200, 120, 130), -1)
+    assert granulometric_diameter(image) / 1.02 == pytest.approx(21.0, rel=0.05)
 
 
 def test_a_crowded_real_field_is_measured_not_assumed(shared_data):

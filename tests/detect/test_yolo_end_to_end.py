@@ -141,6 +141,16 @@ def test_a_different_config_in_the_same_work_folder_is_refused(run):
         train_detector(config, Path(run["work"]) / "run")
 
 
+def test_a_run_resumes_with_another_thread_count(run):
+    from smearscope.detect.yolo_train import _check_same_run
+
+    run_dir = Path(run["best"]).parents[1]
+    saved = load_detector_config(run_dir / "detector.yaml")
+    _check_same_run(load_detector_config(None, [*run["config_overrides"], f"threads={saved.threads + 1}"]), run_dir)
+    with pytest.raises(ValueError, match="holds a run with a different configuration"):
+        _check_same_run(load_detector_config(None, [*run["config_overrides"], "epochs=3"]), run_dir)
+
+
 def test_predictor_batches_consistently_and_plugs_into_the_whole_capture_runner(run, no_network):
     from smearscope.detect.detections import Detections
     from smearscope.detect.infer import detect_capture

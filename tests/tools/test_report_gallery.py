@@ -129,3 +129,5 @@ def test_report_counts_nucleated_red_cells_per_100_wbcs_outside_the_wbc_total():
     assert "nucleated red cells (not in the WBC total)</td><td>1</td><td>25.0 per 100 WBCs" in page
     without = render_report(make_capture(cells[:4]), {i: thumbnails[i] for i in range(4)}, "overlay.png")
     assert "nucleated red cells" not in without
+    only_nrbc = render_report(make_capture(cells[4:]), {0: thumbnails[4]}, "overlay.png")
+    assert "nucleated red cells (not in the WBC total)</td><td>1</td><td>n/a (no WBCs)" in only_nrbc
