@@ -37,6 +37,7 @@ class DataSection:
     phantom_val_cells: int = 0
     phantom_domains: list[str] = field(default_factory=lambda: ["H_100X_C1", "L_100X_C2", "H_40X_C1", "L_40X_C2"])
     phantom_seed: int = 0
+    phantom_types: list[str] = field(default_factory=list)  # unified types drawn in turn; empty: all 14 classes
     bccd_root: str | None = None  # typed BCCD cells added to training (leave empty to test on them)
     um_per_px: dict[str, float] = field(default_factory=lambda: {"wbcatt": 0.1})  # per source lacking a scale
     source_weights: dict[str, float] = field(default_factory=dict)  # sampling weight per source (default 1)

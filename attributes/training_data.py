@@ -43,15 +43,21 @@ def phantom_cell_set(
     domains: Sequence[str],
     heads: Mapping[str, Sequence[str]],
     spec: CropSpec,
+    types: Sequence[str] = (),
 ) -> tuple[CellSet, list[LoadIssue]]:
-    """``count`` synthetic single cells, the 14 LeukemiaAttri classes in turn, over ``domains``."""
+    """``count`` synthetic single cells over ``domains``, of ``types`` in turn (default: the
+    14 LeukemiaAttri classes)."""
     from smearscope.datasets.phantom.domains import domain_spec
     from smearscope.datasets.phantom.field import render_field
     from smearscope.datasets.phantom.slide import leukemiaattri_types, single_cell_slide
 
     if not domains:
         raise ValueError("phantom cells need at least one domain (e.g. H_100X_C1)")
-    types = leukemiaattri_types()
+    known = leukemiaattri_types()
+    unknown = [t for t in types if t not in known]
+    if unknown:
+        raise ValueError(f"phantom_types: {', '.join(unknown)} not drawn by the phantom; known: {', '.join(known)}")
+    types = tuple(types) or known
     specs = [domain_spec(d) for d in domains]
     images, records = [], []
     for i in range(count):
@@ -64,13 +70,16 @@ def phantom_cell_set(
     return build_cell_set(records, heads, spec, images=images)
 
 
-def _cached_phantom(count: int, seed: int, domains: Sequence[str], heads, spec: CropSpec, cache_dir: Path, name: str):
-    key = hashlib.sha1(json.dumps([count, seed, list(domains), {k: list(v) for k, v in heads.items()}, spec.__dict__],
-                                  sort_keys=True).encode()).hexdigest()[:16]
+def _cached_phantom(count: int, seed: int, domains: Sequence[str], heads, spec: CropSpec, cache_dir: Path, name: str,
+                    types: Sequence[str] = ()):
+    described = [count, seed, list(domains), {k: list(v) for k, v in heads.items()}, spec.__dict__]
+    if types:  # runs drawing every class keep their earlier cache key
+        described.append(list(types))
+    key = hashlib.sha1(json.dumps(described, sort_keys=True).encode()).hexdigest()[:16]
     path = cache_dir / f"{name}-{key}.pt"
     if path.is_file():
         return load_cell_set(path), []
-    cell_set, issues = phantom_cell_set(count, seed, domains, heads, spec)
+    cell_set, issues = phantom_cell_set(count, seed, domains, heads, spec, types)
     save_cell_set(cell_set, path)
     return cell_set, issues
 
@@ -114,12 +123,14 @@ def training_sets(
         add(load_leukemiaattri(data.leukemiaattri_root, domains, ["test"]), "leukemiaattri-test", val)
     if data.phantom_cells > 0:
         cells, problems = _cached_phantom(
-            data.phantom_cells, data.phantom_seed, data.phantom_domains, heads, spec, cache_dir, "phantom-train")
+            data.phantom_cells, data.phantom_seed, data.phantom_domains, heads, spec, cache_dir, "phantom-train",
+            data.phantom_types)
         train.append(cells)
         issues.extend(problems)
     if data.phantom_val_cells > 0:
         cells, problems = _cached_phantom(
-            data.phantom_val_cells, data.phantom_seed + 7919, data.phantom_domains, heads, spec, cache_dir, "phantom-val")
+            data.phantom_val_cells, data.phantom_seed + 7919, data.phantom_domains, heads, spec, cache_dir, "phantom-val",
+            data.phantom_types)
         val["phantom-val"] = cells
         issues.extend(problems)
     if data.bccd_root:
