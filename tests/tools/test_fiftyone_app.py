@@ -87,11 +87,20 @@ class AppCommand:
 
     def stop(self, signum: int) -> int:
         os.killpg(self.process.pid, signum)
-        code = self.process.wait(120)  # generous: a loaded machine stops the server slowly
+        try:
+            code = self.process.wait(120)  # generous: a loaded machine stops the server slowly
+        except subprocess.TimeoutExpired:
+            self.kill()
+            time.sleep(0.5)
+            self._drain()
+            raise AssertionError("smearscope app did not exit within 120 s; output:\n" + "\n".join(self.output)) from None
         time.sleep(0.5)
+        self._drain()
+        return code
+
+    def _drain(self) -> None:
         while not self.lines.empty():
             self.output.append(self.lines.get())
-        return code
 
     def kill(self) -> None:
         if self.process.poll() is None:
