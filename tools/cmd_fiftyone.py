@@ -131,19 +131,4 @@ def run_app(args: argparse.Namespace) -> int:
     lines = [f"FiftyOne App: {dataset_url(server.url, dataset.name)}"]
     lines += [f"  saved view {name!r}: {dataset_url(server.url, dataset.name, view_slug(name))}" for name in views]
     lines.append("Press Ctrl-C to stop.")
-    code = serve_until_stopped(server, "\n".join(lines))
-    _skip_fiftyone_exit_cleanup()
-    return code
-
-
-def _skip_fiftyone_exit_cleanup() -> None:
-    """Leave without FiftyOne's exit hook, which deletes every non-persistent dataset when it
-    sees no other client: the App viewer must not delete other sessions' datasets, and on a
-    busy database that hook kept the process from exiting for minutes after Ctrl-C."""
-    import atexit
-
-    from fiftyone.core.odm import database
-
-    hook = getattr(database, "_delete_non_persistent_datasets_if_allowed", None)
-    if hook is not None:
-        atexit.unregister(hook)
+    return serve_until_stopped(server, "\n".join(lines))

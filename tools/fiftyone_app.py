@@ -152,22 +152,26 @@ class _Terminated(Exception):
 
 
 @contextlib.contextmanager
-def _sigterm_raises() -> Iterator[None]:
+def _signals_stop() -> Iterator[None]:
+    """SIGTERM raises ``_Terminated`` and SIGINT ``KeyboardInterrupt``, also when this process
+    was started with SIGINT ignored (a parent that ignores it passes that on)."""
     def handler(signum: int, frame: object) -> None:
         raise _Terminated()
 
-    previous = signal.signal(signal.SIGTERM, handler)
+    previous_term = signal.signal(signal.SIGTERM, handler)
+    previous_int = signal.signal(signal.SIGINT, signal.default_int_handler)
     try:
         yield
     finally:
-        signal.signal(signal.SIGTERM, previous)
+        signal.signal(signal.SIGTERM, previous_term)
+        signal.signal(signal.SIGINT, previous_int)
 
 
 def serve_until_stopped(server: AppServer, announce: str) -> int:
     """Print ``announce``, wait until Ctrl-C, SIGTERM or the server ends; stop it; exit code."""
     print(announce, flush=True)
     try:
-        with _sigterm_raises():
+        with _signals_stop():
             while server.running():
                 time.sleep(POLL_S)
     except (KeyboardInterrupt, _Terminated):

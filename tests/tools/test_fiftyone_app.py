@@ -12,6 +12,7 @@ import subprocess
 import sys
 import threading
 import time
+import urllib.parse
 import urllib.request
 from pathlib import Path
 
@@ -52,12 +53,14 @@ def _server_pids(port: int) -> list[int]:
 class AppCommand:
     """``smearscope app`` in its own session, as a terminal would run it."""
 
-    def __init__(self, dataset: str, port: int) -> None:
+    def __init__(self, dataset: str, port: int, sigint_ignored: bool = False) -> None:
         env = dict(os.environ, PYTHONUNBUFFERED="1")
         self.port = port
         self.process = subprocess.Popen(
             [sys.executable, "-m", "smearscope.tools.cli", "app", "--dataset", dataset, "--port", str(port)],
             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env, start_new_session=True,
+            # as a parent that ignores SIGINT starts it (the child inherits the ignored signal)
+            preexec_fn=(lambda: signal.signal(signal.SIGINT, signal.SIG_IGN)) if sigint_ignored else None,
         )
         self.lines: queue.Queue[str] = queue.Queue()
         self.output: list[str] = []
@@ -119,15 +122,16 @@ def _assert_nothing_left(port: int) -> None:
         probe.bind(("127.0.0.1", port))  # nothing listens on the port any more
 
 
-def test_app_stops_on_ctrl_c(fiftyone_db, fiftyone_name, tmp_path: Path) -> None:
+@pytest.mark.parametrize("sigint_ignored", [False, True], ids=["started-plainly", "started-with-sigint-ignored"])
+def test_app_stops_on_ctrl_c(fiftyone_db, fiftyone_name, tmp_path: Path, sigint_ignored: bool) -> None:
     data = make_detection_set(tmp_path, images_per_domain=1, seed=6)
     import_records(data.truth, fiftyone_name)
     port = _free_port()
-    app = AppCommand(fiftyone_name, port)
+    app = AppCommand(fiftyone_name, port, sigint_ignored)
     try:
         app.wait_for("Press Ctrl-C to stop.", START_TIMEOUT_S)
         url = app.url_of("FiftyOne App")
-        assert url == f"http://127.0.0.1:{port}/datasets/{fiftyone_name}"
+        assert url == f"http://127.0.0.1:{port}/datasets/{urllib.parse.quote(fiftyone_name, safe='')}"
         with urllib.request.urlopen(url, timeout=10) as response:
             assert response.status == 200 and b"<html" in response.read().lower()
         assert len(_server_pids(port)) == 1
