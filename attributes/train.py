@@ -34,7 +34,7 @@ from smearscope.attributes.schema import (
 )
 from smearscope.attributes.train_config import CellTrainConfig
 from smearscope.attributes.training_data import label_counts, training_sets
-from smearscope.datasets.config import save_config, to_dict
+from smearscope.datasets.config import run_defining, save_config, to_dict
 from smearscope.datasets.io import write_bytes_atomic, write_json_atomic, write_text_atomic
 
 SYNTHETIC_SOURCE = "phantom"
@@ -174,11 +174,6 @@ def _validate(model: CellNet, val: dict[str, CellSet]) -> dict[str, dict]:
     return {name: _summary(score_predictions(predict_crops(model, cells.images), cells)) for name, cells in val.items()}
 
 
-def _run_defining(plain_config: dict) -> dict:
-    """The settings a resumed run must share with the interrupted one (all but CPU threads)."""
-    return {key: value for key, value in plain_config.items() if key != "threads"}
-
-
 def train_cells(config: CellTrainConfig, work_dir: str | Path) -> Path:
     """Train (or resume) a cell model in ``work_dir``; return the path of its best checkpoint."""
     from tqdm import tqdm
@@ -190,7 +185,7 @@ def train_cells(config: CellTrainConfig, work_dir: str | Path) -> Path:
     plain_config = to_dict(config)
     state_path, best_path = work_dir / STATE_FILE, work_dir / BEST_FILE
     state = torch.load(state_path, map_location="cpu", weights_only=True) if state_path.is_file() else None
-    if state is not None and _run_defining(state["config"]) != _run_defining(plain_config):
+    if state is not None and run_defining(state["config"]) != run_defining(plain_config):
         raise ValueError(f"{work_dir}: holds a run with another config; use a new work folder or delete {state_path}")
     save_config(config, work_dir / "config.yaml")
 

@@ -83,6 +83,14 @@ def to_dict(obj: Any) -> dict:
     return plain(dataclasses.asdict(obj))
 
 
+RUNTIME_KEYS = ("threads",)  # how a run uses this machine, free to change when it resumes
+
+
+def run_defining(plain: dict) -> dict:
+    """A run's settings (``to_dict`` output) that a resumed run must share: all but ``RUNTIME_KEYS``."""
+    return {key: value for key, value in plain.items() if key not in RUNTIME_KEYS}
+
+
 def apply_overrides(data: dict, overrides: list[str]) -> dict:
     """Apply ``a.b=value`` overrides (values parsed as YAML scalars) to a nested dict."""
     out = yaml.safe_load(yaml.safe_dump(data)) or {}

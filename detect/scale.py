@@ -261,7 +261,10 @@ def _weighted_median(values: np.ndarray, weights: np.ndarray) -> float:
 def single_cell_diameters(image: np.ndarray) -> np.ndarray:
     """Equivalent diameters (px) of the single red cells of ``image``, measured at their
     half-maximum OD threshold; specks under half the area-weighted median are dropped."""
-    od, red_share = optical_density(image)
+    return _single_cell_diameters(*optical_density(image))
+
+
+def _single_cell_diameters(od: np.ndarray, red_share: np.ndarray) -> np.ndarray:
     threshold = measuring_threshold(od, red_share)
     if threshold is None:
         return np.zeros(0)
@@ -326,7 +329,10 @@ def granulometric_diameter(image: np.ndarray) -> float | None:
     None when the area left does not fall steeply at one radius, when the stained area holds
     fewer than ``MIN_CELLS`` discs of that size (one object, not a population of cells), or
     when the size is not one a red cell can have (``plausible_rbc_diameters_px``)."""
-    od, _ = optical_density(image)
+    return _granulometric_diameter(optical_density(image)[0])
+
+
+def _granulometric_diameter(od: np.ndarray) -> float | None:
     otsu = otsu_threshold(od)
     if otsu is None:
         return None
@@ -377,6 +383,14 @@ def _regions(width: int, height: int, size: int, count: int) -> list[tuple[int, 
     return sorted(set(boxes), key=lambda b: (b[1], b[0]))
 
 
+def _size_agreement(sizes: np.ndarray) -> tuple[float, float]:
+    """The median of ``sizes`` and how well they agree: 1 for a robust relative spread of 0.1
+    or less, 0 for 0.3 or more."""
+    median = float(np.median(sizes))
+    spread = 1.4826 * float(np.median(np.abs(sizes - median))) / median
+    return median, min(1.0, max(0.0, (0.3 - spread) / 0.2))
+
+
 def estimate_um_per_px(
     source: np.ndarray | CaptureReader,
     rbc_diameter: float | None = None,
@@ -390,21 +404,20 @@ def estimate_um_per_px(
     fields), granulometry of the same regions is used if it succeeds. ``ValueError`` when
     neither measures: fewer than ``MIN_CELLS`` single red cells and no granulometry."""
     reader = source if isinstance(source, CaptureReader) else ArrayCapture(source)
-    regions = [reader.read_region(*box) for box in _regions(reader.width, reader.height, region_size, max_regions)]
-    diameters = np.concatenate([single_cell_diameters(region) for region in regions])
+    boxes = _regions(reader.width, reader.height, region_size, max_regions)
+    densities = [optical_density(reader.read_region(*box)) for box in boxes]
+    diameters = np.concatenate([_single_cell_diameters(od, red_share) for od, red_share in densities])
     size_um = rbc_diameter if rbc_diameter is not None else rbc_diameter_um()
     confidence = 0.0
     if diameters.size >= MIN_CELLS:
-        median = float(np.median(diameters))
-        spread = 1.4826 * float(np.median(np.abs(diameters - median))) / median
-        confidence = min(1.0, diameters.size / 50) * min(1.0, max(0.0, (0.3 - spread) / 0.2))
+        median, agreement = _size_agreement(diameters)
+        confidence = min(1.0, diameters.size / 50) * agreement
     if confidence < GRANULOMETRY_CONFIDENCE:
-        measured = np.array([d for d in (granulometric_diameter(region) for region in regions) if d is not None])
+        measured = np.array([d for d in (_granulometric_diameter(od) for od, _ in densities) if d is not None])
         if measured.size:
-            diameter = float(np.median(measured))
+            diameter, agreement = _size_agreement(measured)
             # Less trust when few regions measure or when they disagree.
-            spread = 1.4826 * float(np.median(np.abs(measured - diameter))) / diameter if measured.size >= 3 else 0.0
-            trust = measured.size / len(regions) * min(1.0, max(0.0, (0.3 - spread) / 0.2))
+            trust = measured.size / len(boxes) * (agreement if measured.size >= 3 else 1.0)
             return ScaleEstimate(size_um / diameter, diameter, int(diameters.size),
                                  round(GRANULOMETRY_CONFIDENCE * trust, 3), "granulometry")
     if diameters.size < MIN_CELLS:

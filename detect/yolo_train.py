@@ -21,7 +21,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from smearscope.datasets.config import save_config, to_dict
+from smearscope.datasets.config import run_defining, save_config, to_dict
 from smearscope.datasets.io import write_json_atomic, write_text_atomic
 from smearscope.detect.config import DetectorConfig, load_detector_config
 from smearscope.detect.training_data import TrainingData, collect_training_data
@@ -61,15 +61,10 @@ def prepare_dataset(config: DetectorConfig, data: TrainingData, out_dir: Path) -
     )
 
 
-def _run_defining(config: DetectorConfig) -> dict:
-    """The settings a resumed run must share with the interrupted one (all but CPU threads)."""
-    return {key: value for key, value in to_dict(config).items() if key != "threads"}
-
-
 def _check_same_run(config: DetectorConfig, run_dir: Path) -> None:
     """Refuse to continue a run in ``run_dir`` that was made with another configuration."""
     saved = run_dir / "detector.yaml"
-    if saved.is_file() and _run_defining(load_detector_config(saved)) != _run_defining(config):
+    if saved.is_file() and run_defining(to_dict(load_detector_config(saved))) != run_defining(to_dict(config)):
         raise ValueError(f"{run_dir}: holds a run with a different configuration ({saved}); "
                          "use another --work folder or name=...")
 
